@@ -1,0 +1,47 @@
+//! Command-line interface: argument parsing (clap) and one module per command.
+//! Each command returns its process exit code; errors meant for the user are
+//! printed by the command itself.
+
+pub mod check;
+pub mod test;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Exit code for bad input (unreadable file, invalid YAML, invalid policy set).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "plate-policy", version, about = "Kubernetes admission webhook whose policies are WebAssembly modules")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `plate_policy=debug`, ...); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run policy test suites; exit 0 only if every case passes (1: a case failed, 2: bad input).
+    Test(test::TestArgs),
+    /// Evaluate manifests against the policy set as if created in ENV; exit 1 if any would be denied.
+    Check(check::CheckArgs),
+}
+
+/// `--policies FILE`: a policy set instead of the built-in one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicySetArg {
+    /// Policy set file (PolicySet YAML); default: the built-in set.
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+}

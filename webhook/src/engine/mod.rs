@@ -1,0 +1,286 @@
+//! The policy engine: wasmtime configured for many short, isolated evaluations.
+//!
+//! Each module is compiled once into an [`InstancePre`]; every evaluation gets a
+//! fresh `Store` and instance from the pooling allocator (no state survives between
+//! evaluations), an epoch deadline for its time limit and a resource limiter for its
+//! memory limit. Whatever the guest does, the caller gets a `Result`.
+
+mod abi;
+mod limits;
+
+pub use abi::{ABI_VERSION, GuestVerdict};
+pub use limits::Limits;
+
+use abi::{AbiExports, MAX_VERDICT_BYTES};
+use limits::StoreState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use thiserror::Error;
+use wasmtime::{
+    Config, Engine as WasmEngine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, Store, Trap,
+};
+
+/// How often the epoch advances; time limits are rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The largest memory limit a policy may ask for.
+pub const MAX_MEMORY_MIB: u64 = 1024;
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Instances that can exist at once (the pool size); evaluations beyond it wait.
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_instances: 256,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Config(String),
+    #[error("cannot start the epoch timer thread: {0}")]
+    Timer(std::io::Error),
+}
+
+/// Why a module could not be loaded. The caller adds the policy's name and file.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("is not a WebAssembly module (it does not start with the \\0asm magic bytes)")]
+    NotWasm,
+    #[error("is not a valid WebAssembly module: {0}")]
+    Invalid(String),
+    #[error(
+        "imports {0}, which the host does not provide: ABI v1 policies may not import anything \
+         (build for wasm32-unknown-unknown, not WASI)"
+    )]
+    Imports(String),
+    #[error("{0}")]
+    Abi(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Why one evaluation produced no verdict. Each becomes the policy's failure outcome.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EvalError {
+    #[error("exceeded its time limit of {0} ms")]
+    Timeout(u64),
+    #[error("exceeded its memory limit of {0} MiB")]
+    MemoryLimit(u64),
+    #[error("overflowed its stack (too deep recursion)")]
+    StackOverflow,
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned an unreadable verdict: {0}")]
+    BadVerdict(String),
+    #[error("reported an error: {0}")]
+    Guest(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl EvalError {
+    /// The metric `result` label: `timeout` for time limits, `error` for the rest.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, EvalError::Timeout(_))
+    }
+}
+
+/// The shared wasmtime engine plus its epoch timer.
+pub struct Engine {
+    engine: WasmEngine,
+    linker: Linker<StoreState>,
+    stop_timer: Arc<AtomicBool>,
+}
+
+impl Engine {
+    pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
+        let mut pool = PoolingAllocationConfig::new();
+        let slots = config.max_concurrent_instances.max(1);
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+            // Keep a little of each slot's memory mapped so reuse needs no page faults.
+            .linear_memory_keep_resident(64 << 10);
+        let mut wasm_config = Config::new();
+        wasm_config
+            .epoch_interruption(true)
+            .max_wasm_stack(512 << 10)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            WasmEngine::new(&wasm_config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let stop_timer = Arc::new(AtomicBool::new(false));
+        let ticker = engine.clone();
+        let stop = Arc::clone(&stop_timer);
+        std::thread::Builder::new()
+            .name("plate-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker.increment_epoch();
+                }
+            })
+            .map_err(EngineError::Timer)?;
+        // ABI v1 offers no host functions: the linker is empty, so a module that
+        // imports anything fails to load instead of failing at evaluation time.
+        let linker = Linker::new(&engine);
+        Ok(Engine {
+            engine,
+            linker,
+            stop_timer,
+        })
+    }
+
+    /// Compiles and checks a module: no imports, the ABI v1 exports with the right
+    /// signatures, and a declared ABI version the host speaks.
+    pub fn load(&self, bytes: &[u8]) -> Result<PolicyModule, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        let module =
+            Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let imports: Vec<String> = module
+            .imports()
+            .map(|i| format!("{:?}.{:?}", i.module(), i.name()))
+            .collect();
+        if !imports.is_empty() {
+            return Err(LoadError::Imports(imports.join(", ")));
+        }
+        let exports = AbiExports::find(&module).map_err(LoadError::Abi)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let policy = PolicyModule {
+            pre,
+            exports,
+            engine: self.engine.clone(),
+        };
+        policy.check_abi_version()?;
+        Ok(policy)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_timer.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled, checked policy module, ready to instantiate.
+pub struct PolicyModule {
+    pre: InstancePre<StoreState>,
+    exports: AbiExports,
+    engine: WasmEngine,
+}
+
+/// A running instance for one evaluation.
+struct Sandbox {
+    store: Store<StoreState>,
+    instance: wasmtime::Instance,
+}
+
+impl PolicyModule {
+    fn sandbox(&self, limits: &Limits) -> Result<Sandbox, EvalError> {
+        let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes()));
+        store.limiter(|state| state);
+        store.set_epoch_deadline(limits.epoch_ticks());
+        store.epoch_deadline_trap();
+        match self.pre.instantiate(&mut store) {
+            Ok(instance) => Ok(Sandbox { store, instance }),
+            Err(e) => Err(classify(&store, limits, e, EvalError::Instantiate)),
+        }
+    }
+
+    fn check_abi_version(&self) -> Result<(), LoadError> {
+        let mut sandbox = self
+            .sandbox(&Limits::default())
+            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let version = self
+            .exports
+            .abi_version(&mut sandbox.store, &sandbox.instance)
+            .map_err(|e| LoadError::Abi(format!("plate_abi_version failed: {e:#}")))?;
+        if version != ABI_VERSION {
+            return Err(LoadError::Abi(format!(
+                "declares ABI version {version} (plate_abi_version), but this host speaks version {ABI_VERSION}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Calls `plate_validate_settings`; `Ok(Err(message))` is the policy's own rejection.
+    pub fn validate_settings(
+        &self,
+        settings_json: &[u8],
+        limits: &Limits,
+    ) -> Result<Result<(), String>, EvalError> {
+        let bytes = self.call(limits, &[settings_json], |exports| exports.validate_settings)?;
+        abi::decode_settings_answer(&bytes).map_err(EvalError::BadVerdict)
+    }
+
+    /// One evaluation in a fresh sandbox. `input` is the ABI input document, given as
+    /// pieces that are written into guest memory back to back (no concatenation copy).
+    pub fn evaluate(&self, input: &[&[u8]], limits: &Limits) -> Result<GuestVerdict, EvalError> {
+        let bytes = self.call(limits, input, |exports| exports.validate)?;
+        let verdict = abi::decode_verdict(&bytes).map_err(EvalError::BadVerdict)?;
+        match verdict.error {
+            Some(error) => Err(EvalError::Guest(error)),
+            None => Ok(verdict),
+        }
+    }
+
+    fn call(
+        &self,
+        limits: &Limits,
+        input: &[&[u8]],
+        entry: impl Fn(&AbiExports) -> wasmtime::ModuleExport,
+    ) -> Result<Vec<u8>, EvalError> {
+        let Sandbox {
+            mut store,
+            instance,
+        } = self.sandbox(limits)?;
+        let result = self
+            .exports
+            .call(&mut store, &instance, &entry(&self.exports), input);
+        match result {
+            Ok(bytes) => Ok(bytes),
+            Err(abi::CallError::Wasm(e)) => Err(classify(&store, limits, e, EvalError::Trap)),
+            Err(abi::CallError::Verdict(message)) => Err(EvalError::BadVerdict(message)),
+        }
+    }
+}
+
+/// Turns a wasmtime error into the cause a person can act on.
+fn classify(
+    store: &Store<StoreState>,
+    limits: &Limits,
+    error: wasmtime::Error,
+    other: fn(String) -> EvalError,
+) -> EvalError {
+    if store.data().memory_exceeded() {
+        return EvalError::MemoryLimit(limits.memory_mib);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout_ms),
+        Some(Trap::StackOverflow) => EvalError::StackOverflow,
+        Some(trap) => EvalError::Trap(trap.to_string()),
+        None => other(format!("{error:#}")),
+    }
+}
+
+/// Verdict size cap, exported for documentation and tests.
+pub const fn max_verdict_bytes() -> usize {
+    MAX_VERDICT_BYTES
+}

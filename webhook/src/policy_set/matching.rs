@@ -1,0 +1,172 @@
+//! Which requests a policy-set entry applies to: kinds, operations, namespaces,
+//! subresources. Compiled once when the set loads; matching allocates nothing.
+
+use super::model::{MatchSpec, Operation};
+use plate_policy_sdk::pattern::glob_match;
+
+/// A kind selector: `Kind`, `group/Kind`, `group/*`, `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindSelector {
+    /// `None` matches every group (only for `*`).
+    pub group: Option<String>,
+    /// `*` matches every kind.
+    pub kind: String,
+}
+
+impl KindSelector {
+    pub fn parse(s: &str) -> Result<KindSelector, String> {
+        let bad = |why: &str| format!("{s:?} is not a kind selector ({why}); write Kind, group/Kind, group/* or *");
+        if s == "*" {
+            return Ok(KindSelector {
+                group: None,
+                kind: "*".into(),
+            });
+        }
+        let (group, kind) = match s.rsplit_once('/') {
+            Some((group, kind)) => (group, kind),
+            None => ("", s),
+        };
+        if kind.is_empty() {
+            return Err(bad("no kind"));
+        }
+        if group.contains('/') {
+            return Err(bad("a version does not belong here"));
+        }
+        if kind != "*" && !kind.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return Err(bad("kinds start with an uppercase letter"));
+        }
+        if !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '*') {
+            return Err(bad("kinds are alphanumeric"));
+        }
+        if group == "core" || group == "v1" {
+            return Err(bad("the core group is written without a prefix: Pod, not core/Pod"));
+        }
+        Ok(KindSelector {
+            group: Some(group.to_string()),
+            kind: kind.to_string(),
+        })
+    }
+
+    pub fn matches(&self, group: &str, kind: &str) -> bool {
+        self.group.as_deref().is_none_or(|g| g == group) && (self.kind == "*" || self.kind == kind)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub kinds: Vec<KindSelector>,
+    pub operations: Vec<Operation>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    subresources: Vec<String>,
+}
+
+impl Matcher {
+    pub fn compile(spec: &MatchSpec) -> Result<Matcher, String> {
+        if spec.kinds.is_empty() {
+            return Err("kinds is empty: list the kinds this policy validates".into());
+        }
+        let kinds = spec
+            .kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KindSelector::parse(k).map_err(|e| format!("kinds[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if spec.operations.is_empty() {
+            return Err("operations is empty: list CREATE, UPDATE, DELETE, CONNECT or *".into());
+        }
+        for (field, list) in [("include", &spec.namespaces.include), ("exclude", &spec.namespaces.exclude)] {
+            if let Some(i) = list.iter().position(|p| p.is_empty()) {
+                return Err(format!("namespaces.{field}[{i}] is empty"));
+            }
+        }
+        Ok(Matcher {
+            kinds,
+            operations: spec.operations.clone(),
+            include: spec.namespaces.include.clone(),
+            exclude: spec.namespaces.exclude.clone(),
+            subresources: spec.subresources.clone(),
+        })
+    }
+
+    /// Does the entry apply? `namespace` is the request's namespace (the name of a
+    /// Namespace under review); empty for other cluster-scoped objects, which the
+    /// namespace filters do not restrict.
+    pub fn matches(
+        &self,
+        group: &str,
+        kind: &str,
+        operation: Operation,
+        namespace: &str,
+        subresource: &str,
+    ) -> bool {
+        if !subresource.is_empty() && !self.subresources.iter().any(|s| s == subresource) {
+            return false;
+        }
+        if !self
+            .operations
+            .iter()
+            .any(|o| *o == Operation::All || *o == operation)
+        {
+            return false;
+        }
+        if !self.kinds.iter().any(|k| k.matches(group, kind)) {
+            return false;
+        }
+        if namespace.is_empty() {
+            return true;
+        }
+        let included =
+            self.include.is_empty() || self.include.iter().any(|p| glob_match(p, namespace));
+        included && !self.exclude.iter().any(|p| glob_match(p, namespace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy_set::model::NamespaceFilter;
+
+    fn spec(kinds: &[&str], include: &[&str], exclude: &[&str]) -> MatchSpec {
+        MatchSpec {
+            kinds: kinds.iter().map(|s| s.to_string()).collect(),
+            operations: vec![Operation::Create, Operation::Update],
+            namespaces: NamespaceFilter {
+                include: include.iter().map(|s| s.to_string()).collect(),
+                exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            },
+            subresources: vec!["ephemeralcontainers".into()],
+        }
+    }
+
+    #[test]
+    fn kind_selectors() {
+        let m = Matcher::compile(&spec(&["Pod", "apps/Deployment", "batch/*"], &[], &[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.matches("", "Pod", Operation::Create, "a", ""));
+        assert!(!m.matches("apps", "Pod", Operation::Create, "a", ""));
+        assert!(m.matches("apps", "Deployment", Operation::Update, "a", ""));
+        assert!(!m.matches("", "Deployment", Operation::Update, "a", ""));
+        assert!(m.matches("batch", "CronJob", Operation::Create, "a", ""));
+        assert!(!m.matches("", "Pod", Operation::Delete, "a", ""));
+        assert!(m.matches("", "Pod", Operation::Update, "a", "ephemeralcontainers"));
+        assert!(!m.matches("", "Pod", Operation::Update, "a", "status"));
+    }
+
+    #[test]
+    fn namespace_filters() {
+        let m = Matcher::compile(&spec(&["*"], &["plate-*"], &["plate-system"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.matches("", "Pod", Operation::Create, "plate-prod", ""));
+        assert!(!m.matches("", "Pod", Operation::Create, "plate-system", ""));
+        assert!(!m.matches("", "Pod", Operation::Create, "other", ""));
+        assert!(m.matches("", "ClusterRole", Operation::Create, "", ""));
+    }
+
+    #[test]
+    fn bad_selectors_are_explained() {
+        for bad in ["pod", "apps/v1/Deployment", "core/Pod", "", "apps/"] {
+            assert!(KindSelector::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

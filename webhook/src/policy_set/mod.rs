@@ -1,0 +1,433 @@
+//! The policy set: which policies run, where, how, with which settings. Parsed from
+//! a `PolicySet` YAML file (`policies/policies.yaml` is the built-in one), checked
+//! completely (every error is reported with file, line and field), with each
+//! module compiled once and each policy's settings validated by the policy itself.
+
+mod matching;
+pub mod model;
+
+pub use matching::{KindSelector, Matcher};
+pub use model::{FailurePolicy, Mode, Operation};
+
+use crate::builtin;
+use crate::engine::{Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
+use crate::environment::EnvironmentResolver;
+use model::{PolicySetFile, Spanned};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// Longest time limit a policy may ask for; the API server gives up after 30 s anyway.
+pub const MAX_TIMEOUT_MS: u64 = 30_000;
+
+/// Prefix of module references that name a policy built into the binary.
+pub const BUILTIN_PREFIX: &str = "builtin:";
+
+/// One problem in a policy set file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    /// Dotted path of the field (`spec.policies[1].timeoutMs`), when known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Everything wrong with a policy set file; `Display` prints one problem per line
+/// as `file:line:column: field: message`.
+#[derive(Debug, Error)]
+pub struct PolicySetError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for PolicySetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file)?;
+            match (p.line, p.column) {
+                (Some(line), Some(col)) => write!(f, ":{line}:{col}")?,
+                (Some(line), None) => write!(f, ":{line}")?,
+                _ => {}
+            }
+            if let Some(field) = &p.field {
+                write!(f, ": {field}")?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, checked policy-set entry.
+#[derive(Clone)]
+pub struct Policy {
+    pub name: Arc<str>,
+    pub module_ref: String,
+    pub module: Arc<PolicyModule>,
+    /// Empty: every namespace, whatever its environment.
+    pub environments: Vec<String>,
+    pub mode: Mode,
+    pub matcher: Matcher,
+    /// The settings as the JSON the guest receives.
+    pub settings_json: Vec<u8>,
+    pub failure_policy: FailurePolicy,
+    pub limits: Limits,
+}
+
+impl Policy {
+    /// Does this policy run in `environment`?
+    pub fn applies_in(&self, environment: Option<&str>) -> bool {
+        self.environments.is_empty()
+            || environment.is_some_and(|env| self.environments.iter().any(|e| e == env))
+    }
+}
+
+/// A loaded policy set, immutable; the server swaps whole sets on reload.
+pub struct PolicySet {
+    /// Where it came from (file path or `built-in`), for logs.
+    pub source: String,
+    pub name: String,
+    pub environments: EnvironmentResolver,
+    pub policies: Vec<Arc<Policy>>,
+}
+
+impl PolicySet {
+    pub fn policy(&self, name: &str) -> Option<&Arc<Policy>> {
+        self.policies.iter().find(|p| &*p.name == name)
+    }
+
+    /// A copy with only the named policies (for `test` suites that test one policy).
+    pub fn only(&self, names: &[String]) -> Result<PolicySet, String> {
+        for name in names {
+            if self.policy(name).is_none() {
+                let known: Vec<&str> = self.policies.iter().map(|p| &*p.name).collect();
+                return Err(format!(
+                    "the policy set {} has no policy {name:?} (it has: {})",
+                    self.source,
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(PolicySet {
+            source: self.source.clone(),
+            name: self.name.clone(),
+            environments: self.environments.clone(),
+            policies: self
+                .policies
+                .iter()
+                .filter(|p| names.iter().any(|n| n.as_str() == &*p.name))
+                .cloned()
+                .collect(),
+        })
+    }
+}
+
+/// Compiled modules by content, so reloading a set recompiles only what changed.
+#[derive(Default)]
+pub struct ModuleCache {
+    modules: Mutex<HashMap<(u64, usize), Arc<PolicyModule>>>,
+}
+
+impl ModuleCache {
+    fn get_or_load(&self, engine: &Engine, bytes: &[u8]) -> Result<Arc<PolicyModule>, LoadError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let key = (hasher.finish(), bytes.len());
+        if let Some(module) = self.lock().get(&key) {
+            return Ok(Arc::clone(module));
+        }
+        // Compile outside the lock: compiling takes tens of milliseconds.
+        let module = Arc::new(engine.load(bytes)?);
+        self.lock().insert(key, Arc::clone(&module));
+        Ok(module)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, usize), Arc<PolicyModule>>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.modules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Loads policy sets with one engine and one module cache.
+pub struct Loader<'a> {
+    pub engine: &'a Engine,
+    pub cache: &'a ModuleCache,
+}
+
+impl Loader<'_> {
+    /// The built-in set (`policies/policies.yaml`, embedded) with the built-in modules.
+    pub fn builtin(&self) -> Result<PolicySet, PolicySetError> {
+        self.load_str(builtin::POLICY_SET_NAME, builtin::POLICY_SET_YAML, None)
+    }
+
+    /// A set from a file; relative module paths are relative to the file's directory.
+    pub fn load_file(&self, path: &Path) -> Result<PolicySet, PolicySetError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicySetError {
+            file: file.clone(),
+            problems: vec![Problem {
+                line: None,
+                column: None,
+                field: None,
+                message: format!("cannot read the policy set: {e}"),
+            }],
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.load_str(&file, &text, Some(&base))
+    }
+
+    /// A set from text; `base` is the directory for relative module paths (None:
+    /// only built-in modules are allowed).
+    pub fn load_str(
+        &self,
+        file: &str,
+        text: &str,
+        base: Option<&Path>,
+    ) -> Result<PolicySet, PolicySetError> {
+        let parsed = parse(text).map_err(|p| PolicySetError {
+            file: file.to_string(),
+            problems: vec![p],
+        })?;
+        let mut problems = Vec::new();
+        let set = self.check(file, parsed, base, &mut problems);
+        match set {
+            Some(set) if problems.is_empty() => Ok(set),
+            _ => Err(PolicySetError {
+                file: file.to_string(),
+                problems,
+            }),
+        }
+    }
+
+    fn check(
+        &self,
+        file: &str,
+        parsed: PolicySetFile,
+        base: Option<&Path>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<PolicySet> {
+        if parsed.api_version.value != model::API_VERSION {
+            problems.push(at(
+                &parsed.api_version,
+                "apiVersion",
+                format!(
+                    "{:?} is not supported; use {:?}",
+                    parsed.api_version.value,
+                    model::API_VERSION
+                ),
+            ));
+        }
+        if parsed.kind.value != model::KIND {
+            problems.push(at(
+                &parsed.kind,
+                "kind",
+                format!("{:?} is not {:?}", parsed.kind.value, model::KIND),
+            ));
+        }
+        let envs = parsed.spec.environments;
+        let mut patterns = Vec::new();
+        for (i, p) in envs.name_patterns.iter().enumerate() {
+            if p.value.pattern.is_empty() || p.value.environment.is_empty() {
+                problems.push(at(
+                    p,
+                    &format!("spec.environments.namePatterns[{i}]"),
+                    "pattern and environment must both be non-empty".into(),
+                ));
+            }
+            patterns.push((p.value.pattern.clone(), p.value.environment.clone()));
+        }
+        if envs.label.is_empty() {
+            problems.push(Problem {
+                line: None,
+                column: None,
+                field: Some("spec.environments.label".into()),
+                message: "is empty: name the namespace label that holds the environment".into(),
+            });
+        }
+        let resolver = EnvironmentResolver::new(
+            envs.label,
+            envs.values.into_iter().collect(),
+            patterns,
+            envs.default.map(|d| d.value),
+        );
+        let known_envs = resolver.known_environments();
+
+        let mut names = HashSet::new();
+        let mut policies = Vec::new();
+        for (i, entry) in parsed.spec.policies.into_iter().enumerate() {
+            let field = format!("spec.policies[{i}]");
+            let entry = entry.value;
+            let name = entry.name.value.clone();
+            let valid_name = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !name.starts_with('-')
+                && !name.ends_with('-');
+            if !valid_name {
+                problems.push(at(
+                    &entry.name,
+                    &format!("{field}.name"),
+                    format!("{name:?} is not a valid policy name (lowercase letters, digits and -, at most 63)"),
+                ));
+            } else if !names.insert(name.clone()) {
+                problems.push(at(
+                    &entry.name,
+                    &format!("{field}.name"),
+                    format!("policy {name:?} is defined twice"),
+                ));
+            }
+            for env in &entry.environments.value {
+                if !known_envs.contains(env) {
+                    problems.push(at(
+                        &entry.environments,
+                        &format!("{field}.environments"),
+                        format!(
+                            "policy {name:?}: environment {env:?} is not defined in spec.environments (known: {})",
+                            known_envs.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let matcher = match Matcher::compile(&entry.match_.value) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(at(&entry.match_, &format!("{field}.match"), format!("policy {name:?}: {e}")));
+                    None
+                }
+            };
+            let timeout = entry.timeout_ms.value;
+            if !(1..=MAX_TIMEOUT_MS).contains(&timeout) {
+                problems.push(at(
+                    &entry.timeout_ms,
+                    &format!("{field}.timeoutMs"),
+                    format!("policy {name:?}: {timeout} is out of range (1 to {MAX_TIMEOUT_MS})"),
+                ));
+            }
+            let memory = entry.memory_mib.value;
+            if !(1..=MAX_MEMORY_MIB).contains(&memory) {
+                problems.push(at(
+                    &entry.memory_mib,
+                    &format!("{field}.memoryMiB"),
+                    format!("policy {name:?}: {memory} is out of range (1 to {MAX_MEMORY_MIB})"),
+                ));
+            }
+            let limits = Limits {
+                timeout_ms: timeout.clamp(1, MAX_TIMEOUT_MS),
+                memory_mib: memory.clamp(1, MAX_MEMORY_MIB),
+            };
+            let module = match self.module(&entry.module.value, base) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(at(&entry.module, &format!("{field}.module"), format!("policy {name:?}: {e}")));
+                    None
+                }
+            };
+            let settings_json = match &entry.settings.value {
+                serde_json::Value::Null => b"{}".to_vec(),
+                value @ serde_json::Value::Object(_) => value.to_string().into_bytes(),
+                _ => {
+                    problems.push(at(
+                        &entry.settings,
+                        &format!("{field}.settings"),
+                        format!("policy {name:?}: settings must be a mapping"),
+                    ));
+                    continue;
+                }
+            };
+            let (Some(module), Some(matcher)) = (module, matcher) else {
+                continue;
+            };
+            match module.validate_settings(&settings_json, &limits) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => problems.push(at(
+                    &entry.settings,
+                    &format!("{field}.settings"),
+                    format!("policy {name:?} rejected its settings: {message}"),
+                )),
+                Err(e) => problems.push(at(
+                    &entry.settings,
+                    &format!("{field}.settings"),
+                    format!("policy {name:?}: validating its settings failed: the policy {e}"),
+                )),
+            }
+            policies.push(Arc::new(Policy {
+                name: name.into(),
+                module_ref: entry.module.value,
+                module,
+                environments: entry.environments.value,
+                mode: entry.mode,
+                matcher,
+                settings_json,
+                failure_policy: entry.failure_policy,
+                limits,
+            }));
+        }
+        Some(PolicySet {
+            source: file.to_string(),
+            name: parsed.metadata.name,
+            environments: resolver,
+            policies,
+        })
+    }
+
+    fn module(&self, reference: &str, base: Option<&Path>) -> Result<Arc<PolicyModule>, String> {
+        if let Some(name) = reference.strip_prefix(BUILTIN_PREFIX) {
+            let bytes = builtin::module(name).ok_or_else(|| {
+                format!(
+                    "there is no built-in module {name:?} (built in: {})",
+                    builtin::module_names().join(", ")
+                )
+            })?;
+            return self
+                .cache
+                .get_or_load(self.engine, bytes)
+                .map_err(|e| format!("built-in module {name:?} {e}"));
+        }
+        let base = base.ok_or_else(|| {
+            format!("{reference:?}: only {BUILTIN_PREFIX}NAME modules can be used here")
+        })?;
+        let path: PathBuf = base.join(reference);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
+        self.cache
+            .get_or_load(self.engine, &bytes)
+            .map_err(|e| format!("module {} {e}", path.display()))
+    }
+}
+
+/// Parses the YAML; the one problem says where it stopped.
+fn parse(text: &str) -> Result<PolicySetFile, Problem> {
+    serde_saphyr::from_str::<PolicySetFile>(text).map_err(|e| {
+        let location = e.location();
+        Problem {
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            field: None,
+            message: first_line(&e.to_string()),
+        }
+    })
+}
+
+/// serde-saphyr's message may carry a source snippet; keep only the sentence.
+pub fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_string()
+}
+
+fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
+    let line = spanned.referenced.line();
+    Problem {
+        line: (line > 0).then_some(line),
+        column: (line > 0).then(|| spanned.referenced.column()),
+        field: Some(field.to_string()),
+        message,
+    }
+}

@@ -1,0 +1,7 @@
+//! `plate-policy test`: policy test suites (format in `suite`, runner, JUnit output).
+
+pub mod junit;
+pub mod runner;
+pub mod suite;
+
+pub use runner::{CaseResult, Runner, Status, SuiteError};

@@ -1,0 +1,291 @@
+//! Runs test suites through the same decision path as the server: each case becomes
+//! an AdmissionRequest, decided against the suite's policy set, and the decision is
+//! compared with the expectation. A mismatch is a failure, never a silent pass.
+
+use super::suite::{Case, Expect, SuiteFile};
+use crate::admission::{self, Context, Decision};
+use crate::environment::StaticNamespaces;
+use crate::manifest::{self, RequestSpec};
+use crate::policy_set::{Loader, Policy, PolicySet, first_line};
+use regex::Regex;
+use serde_saphyr::Spanned;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long one case may take, as the server's default request deadline.
+const CASE_DEADLINE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub enum Status {
+    Passed,
+    /// The decision did not match the expectation.
+    Failed(String),
+    /// The case could not run (bad file, bad settings): bad input.
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The suite file, as given.
+    pub suite: String,
+    pub name: String,
+    pub line: u64,
+    pub status: Status,
+    pub duration: Duration,
+}
+
+/// A whole suite file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SuiteError(pub String);
+
+pub struct Runner<'a> {
+    loader: Loader<'a>,
+    builtin: Option<PolicySet>,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(loader: Loader<'a>) -> Self {
+        Runner {
+            loader,
+            builtin: None,
+        }
+    }
+
+    /// Finds suites: files as given; in directories, every `*.yaml`/`*.yml` whose
+    /// parent directory is named `tests` (so fixtures beside them are not suites).
+    pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
+        let mut found = Vec::new();
+        for path in paths {
+            if path.is_dir() {
+                walk(path, &mut found)
+                    .map_err(|e| SuiteError(format!("{}: cannot list: {e}", path.display())))?;
+            } else if path.exists() {
+                found.push(path.clone());
+            } else {
+                return Err(SuiteError(format!("{}: no such file or directory", path.display())));
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    pub fn run_suite(&mut self, path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SuiteError(format!("{file}: cannot read: {e}")))?;
+        let suite: SuiteFile = serde_saphyr::from_str(&text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
+            SuiteError(format!("{file}{at}: {}", first_line(&e.to_string())))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let set = self.policy_set(&suite, &base, &file)?;
+        let mut names = suite.policies.clone();
+        names.extend(suite.policy.clone());
+        let set = if names.is_empty() {
+            set
+        } else {
+            set.only(&names).map_err(|e| SuiteError(format!("{file}: {e}")))?
+        };
+        let mut results = Vec::with_capacity(suite.cases.len());
+        for (i, case) in suite.cases.iter().enumerate() {
+            let start = Instant::now();
+            let status = run_case(&set, case, &base, i)
+                .unwrap_or_else(|e| Status::Error(e));
+            results.push(CaseResult {
+                suite: file.clone(),
+                name: case.value.name.clone(),
+                line: case.referenced.line(),
+                status,
+                duration: start.elapsed(),
+            });
+        }
+        Ok(results)
+    }
+
+    fn policy_set(&mut self, suite: &SuiteFile, base: &Path, file: &str) -> Result<PolicySet, SuiteError> {
+        match &suite.policy_set {
+            Some(rel) => self
+                .loader
+                .load_file(&base.join(rel))
+                .map_err(|e| SuiteError(format!("{file}: policySet: {e}"))),
+            None => {
+                if self.builtin.is_none() {
+                    let set = self
+                        .loader
+                        .builtin()
+                        .map_err(|e| SuiteError(format!("the built-in policy set: {e}")))?;
+                    self.builtin = Some(set);
+                }
+                match &self.builtin {
+                    Some(set) => Ok(PolicySet {
+                        source: set.source.clone(),
+                        name: set.name.clone(),
+                        environments: set.environments.clone(),
+                        policies: set.policies.clone(),
+                    }),
+                    None => Err(SuiteError("the built-in policy set did not load".into())),
+                }
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target" || n == ".git") {
+                continue;
+            }
+            walk(&path, found)?;
+        } else {
+            let yaml = path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml");
+            let in_tests = path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "tests");
+            if yaml && in_tests {
+                found.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_case(set: &PolicySet, case: &Spanned<Case>, base: &Path, index: usize) -> Result<Status, String> {
+    let case = &case.value;
+    let object = match (&case.object, &case.file) {
+        (Some(object), None) => object.clone(),
+        (None, Some(rel)) => load_object(&base.join(rel))?,
+        (Some(_), Some(_)) => return Err("give either object or file, not both".into()),
+        (None, None) => return Err("the case has neither object nor file".into()),
+    };
+    let operation = case.operation.as_deref().unwrap_or("CREATE");
+    let uid = format!("plate-policy-test-{index}");
+    let request = manifest::to_request(
+        &object,
+        &RequestSpec {
+            operation,
+            namespace: case.namespace.as_deref(),
+            old_object: case.old_object.as_ref(),
+            uid: &uid,
+        },
+    )?;
+    let set = with_overrides(set, case)?;
+    let mut namespaces = StaticNamespaces::default();
+    if let (Some(labels), Some(ns)) = (&case.namespace_labels, request.namespace.as_ref()) {
+        namespaces.0.insert(ns.clone(), Arc::new(labels.clone()));
+    }
+    let context = Context {
+        namespaces: &namespaces,
+        environment: case.environment.as_deref(),
+        deadline: Instant::now() + CASE_DEADLINE,
+    };
+    let decision = admission::decide(&set, &request, &context);
+    compare(case, &decision)
+}
+
+/// The single object of a case file.
+fn load_object(path: &Path) -> Result<serde_json::Value, String> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let mut objects = manifest::read_objects(&file, &text).map_err(|e| e.to_string())?;
+    match objects.len() {
+        1 => Ok(objects.remove(0).value),
+        0 => Err(format!("{file}: holds no object")),
+        n => Err(format!("{file}: holds {n} objects; a case tests exactly one")),
+    }
+}
+
+/// The set with the case's settings and mode applied to every policy in it.
+fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
+    if case.settings.is_none() && case.mode.is_none() {
+        return Ok(PolicySet {
+            source: set.source.clone(),
+            name: set.name.clone(),
+            environments: set.environments.clone(),
+            policies: set.policies.clone(),
+        });
+    }
+    let mut policies = Vec::with_capacity(set.policies.len());
+    for policy in &set.policies {
+        let mut changed: Policy = Policy::clone(policy);
+        if let Some(settings) = &case.settings {
+            if !settings.is_object() {
+                return Err("settings must be a mapping".into());
+            }
+            changed.settings_json = settings.to_string().into_bytes();
+            match changed.module.validate_settings(&changed.settings_json, &changed.limits) {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => {
+                    return Err(format!("policy {:?} rejected the case's settings: {message}", &*policy.name));
+                }
+                Err(e) => return Err(format!("policy {:?} {e}", &*policy.name)),
+            }
+        }
+        if let Some(mode) = case.mode {
+            changed.mode = mode;
+        }
+        policies.push(Arc::new(changed));
+    }
+    Ok(PolicySet {
+        source: set.source.clone(),
+        name: set.name.clone(),
+        environments: set.environments.clone(),
+        policies,
+    })
+}
+
+fn compare(case: &Case, decision: &Decision) -> Result<Status, String> {
+    let warnings = decision.warnings();
+    let actual = if !decision.allowed {
+        Expect::Deny
+    } else if !warnings.is_empty() {
+        Expect::Warn
+    } else {
+        Expect::Allow
+    };
+    let text = match actual {
+        Expect::Deny => decision.denial_message().unwrap_or_default(),
+        Expect::Warn => warnings.join("\n"),
+        Expect::Allow => String::new(),
+    };
+    if actual != case.expect {
+        let detail = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        };
+        return Ok(Status::Failed(format!(
+            "expected {}, got {}{detail}",
+            case.expect.as_str(),
+            actual.as_str()
+        )));
+    }
+    if let Some(needle) = &case.message
+        && !text.contains(needle.as_str())
+    {
+        return Ok(Status::Failed(format!(
+            "expected {} with a message containing {needle:?}, got: {text:?}",
+            case.expect.as_str()
+        )));
+    }
+    if let Some(pattern) = &case.message_regex {
+        let re = Regex::new(pattern).map_err(|e| format!("messageRegex {pattern:?} is invalid: {e}"))?;
+        if !re.is_match(&text) {
+            return Ok(Status::Failed(format!(
+                "expected {} with a message matching /{pattern}/, got: {text:?}",
+                case.expect.as_str()
+            )));
+        }
+    }
+    Ok(Status::Passed)
+}
