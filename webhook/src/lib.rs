@@ -10,3 +10,6 @@ pub mod policy_set;
 pub mod manifest;
 pub mod testing;
 pub mod cli;
+pub mod certs;
+pub mod namespace_cache;
+pub mod server;

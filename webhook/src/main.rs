@@ -2,7 +2,7 @@
 //! command and exits with its code.
 
 use clap::Parser;
-use plate_policy::cli::{Cli, Command, LogFormat, check, test};
+use plate_policy::cli::{Cli, Command, LogFormat, certs, check, serve, test};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Test(args) => test::run(args),
         Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Certs(args) => certs::run(args),
     };
     ExitCode::from(code)
 }

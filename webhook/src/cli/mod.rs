@@ -2,7 +2,9 @@
 //! Each command returns its process exit code; errors meant for the user are
 //! printed by the command itself.
 
+pub mod certs;
 pub mod check;
+pub mod serve;
 pub mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -32,10 +34,14 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the admission webhook (HTTPS :8443 POST /validate; HTTP :9090 health and metrics).
+    Serve(Box<serve::ServeArgs>),
     /// Run policy test suites; exit 0 only if every case passes (1: a case failed, 2: bad input).
     Test(test::TestArgs),
     /// Evaluate manifests against the policy set as if created in ENV; exit 1 if any would be denied.
     Check(check::CheckArgs),
+    /// Write a development CA, serving certificate and client certificate.
+    Certs(certs::CertsArgs),
 }
 
 /// `--policies FILE`: a policy set instead of the built-in one.

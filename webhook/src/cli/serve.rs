@@ -1,0 +1,118 @@
+//! `plate-policy serve`: flags of the admission webhook server.
+
+use super::EXIT_BAD_INPUT;
+use crate::certs;
+use crate::server::{self, NamespaceSource, ServeOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Development mode: no cluster (environments from namespace name patterns), dev
+    /// certificates from --certs-dir (created if missing), listening on 127.0.0.1.
+    #[arg(long)]
+    pub dev: bool,
+    /// HTTPS address of the admission endpoint (POST /validate).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Plain-HTTP address of /healthz, /readyz and /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// PEM certificate chain of the server (reloaded when it changes).
+    #[arg(long, value_name = "FILE", required_unless_present = "dev")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the server (reloaded when it changes).
+    #[arg(long, value_name = "FILE", required_unless_present = "dev")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA bundle (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Policy set file, hot-reloaded; default: the built-in set.
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
+    /// kubeconfig for the namespace cache; default: KUBECONFIG, ~/.kube/config or in-cluster.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where --dev keeps its certificates.
+    #[arg(long, value_name = "DIR", default_value = "certs-dev")]
+    pub certs_dir: PathBuf,
+    /// Server-side deadline of one admission request, in ms (keep it below the
+    /// webhook's timeoutSeconds).
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub max_body_bytes: usize,
+    /// After SIGTERM, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub drain_timeout_secs: u64,
+    /// Sandboxes that may run at once (the engine's instance pool).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_concurrent_evaluations: u32,
+}
+
+pub fn run(args: &ServeArgs) -> u8 {
+    let options = match options(args) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(server::serve(options)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
+    let local = |port: u16| -> SocketAddr {
+        if args.dev {
+            SocketAddr::from(([127, 0, 0, 1], port))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], port))
+        }
+    };
+    let (tls_cert, tls_key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        (None, None) if args.dev => {
+            let (files, created) = certs::ensure_dev_certs(&args.certs_dir).map_err(|e| e.to_string())?;
+            if created {
+                tracing::info!(dir = %files.dir.display(), "created development certificates");
+            } else {
+                tracing::info!(dir = %files.dir.display(), "using development certificates");
+            }
+            (files.server_cert, files.server_key)
+        }
+        _ => return Err("give both --tls-cert and --tls-key".into()),
+    };
+    Ok(ServeOptions {
+        addr: args.addr.unwrap_or_else(|| local(8443)),
+        health_addr: args.metrics_addr.unwrap_or_else(|| local(9090)),
+        tls_cert,
+        tls_key,
+        client_ca: args.client_ca.clone(),
+        policies: args.policies.clone(),
+        namespaces: if args.dev && args.kubeconfig.is_none() {
+            NamespaceSource::None
+        } else {
+            NamespaceSource::Kube { kubeconfig: args.kubeconfig.clone() }
+        },
+        request_deadline: Duration::from_millis(args.request_timeout_ms.max(1)),
+        max_body_bytes: args.max_body_bytes,
+        drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+        max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
+    })
+}

@@ -1,0 +1,276 @@
+//! `plate-policy serve`: the HTTPS admission endpoint, the plain-HTTP health port,
+//! hot reload of the policy set and the certificate, and graceful shutdown.
+
+mod handler;
+mod reload;
+pub mod tls;
+
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::environment::{NamespaceLabels, NoNamespaces};
+use crate::namespace_cache::NamespaceCache;
+use crate::policy_set::{Loader, ModuleCache, PolicySet, PolicySetError};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where namespace labels come from.
+#[derive(Debug, Clone)]
+pub enum NamespaceSource {
+    /// No cluster: environments from name patterns only (`--dev`).
+    None,
+    /// A `kube` reflector; the kubeconfig file, or the usual inference
+    /// (KUBECONFIG, ~/.kube/config, in-cluster service account).
+    Kube { kubeconfig: Option<PathBuf> },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    /// A policy set file, watched and hot-reloaded; None: the built-in set.
+    pub policies: Option<PathBuf>,
+    pub namespaces: NamespaceSource,
+    /// Server-side deadline of one admission request.
+    pub request_deadline: Duration,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+    pub max_concurrent_evaluations: u32,
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the policy set does not load:\n{0}")]
+    PolicySet(#[from] PolicySetError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the Kubernetes API: {0}")]
+    Kube(String),
+    #[error("cannot watch files for changes: {0}")]
+    Watch(String),
+    #[error("cannot install the signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// What request handlers share.
+pub struct AppState {
+    pub policy_set: ArcSwap<PolicySet>,
+    pub namespaces: Arc<dyn NamespaceLabels>,
+    pub namespace_cache: Option<Arc<NamespaceCache>>,
+    pub request_deadline: Duration,
+    /// Bounds concurrent evaluations to the engine's instance pool.
+    pub evaluations: Arc<Semaphore>,
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// Ready: policies loaded (always, once serving), namespace cache synced, not draining.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err("shutting down");
+        }
+        if let Some(cache) = &self.namespace_cache
+            && !cache.synced()
+        {
+            return Err("namespace cache not synced yet");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT, then drains and returns.
+pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let engine = Arc::new(Engine::new(&EngineConfig {
+        max_concurrent_instances: options.max_concurrent_evaluations,
+    })?);
+    let cache = Arc::new(ModuleCache::default());
+    let set = {
+        let loader = Loader { engine: &engine, cache: &cache };
+        match &options.policies {
+            Some(path) => loader.load_file(path)?,
+            None => loader.builtin()?,
+        }
+    };
+    tracing::info!(source = %set.source, policies = set.policies.len(), "policy set loaded");
+
+    let cert = Arc::new(tls::ReloadableCert::load(
+        options.tls_cert.clone(),
+        options.tls_key.clone(),
+    )?);
+    let tls_config = tls::server_config(Arc::clone(&cert), options.client_ca.as_deref())?;
+
+    let (namespaces, namespace_cache): (Arc<dyn NamespaceLabels>, _) = match &options.namespaces {
+        NamespaceSource::None => (Arc::new(NoNamespaces), None),
+        NamespaceSource::Kube { kubeconfig } => {
+            let client = kube_client(kubeconfig.as_ref()).await?;
+            let cache = Arc::new(NamespaceCache::start(client));
+            (Arc::clone(&cache) as Arc<dyn NamespaceLabels>, Some(cache))
+        }
+    };
+
+    let state = Arc::new(AppState {
+        policy_set: ArcSwap::from_pointee(set),
+        namespaces,
+        namespace_cache,
+        request_deadline: options.request_deadline,
+        evaluations: Arc::new(Semaphore::new(options.max_concurrent_evaluations.max(1) as usize)),
+        shutting_down: AtomicBool::new(false),
+    });
+
+    let _watchers = reload::start(
+        &options,
+        Arc::clone(&state),
+        Arc::clone(&engine),
+        Arc::clone(&cache),
+        Arc::clone(&cert),
+    )?;
+
+    let webhook = Router::new()
+        .route("/validate", axum::routing::post(handler::validate))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .with_state(Arc::clone(&state));
+    let health = handler::health_router(Arc::clone(&state));
+
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+    let health_listener = TcpListener::bind(options.health_addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr: options.health_addr, source })?;
+    tracing::info!(
+        addr = %listener.local_addr().unwrap_or(options.addr),
+        health = %health_listener.local_addr().unwrap_or(options.health_addr),
+        "serving"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut health_stop = stop_rx.clone();
+    let health_task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = health_stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(health_listener, health).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "health server failed");
+        }
+    });
+
+    let signals = tokio::spawn(wait_for_signal());
+    let graceful = GracefulShutdown::new();
+    accept_loop(listener, TlsAcceptor::from(tls_config), webhook, &graceful, signals).await?;
+
+    // Draining: unready first so endpoints stop routing here, then finish in-flight work.
+    state.shutting_down.store(true, Ordering::Release);
+    tracing::info!(timeout = ?options.drain_timeout, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("drain timeout passed; closing the remaining connections"),
+    }
+    let _ = stop_tx.send(true);
+    let _ = health_task.await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    graceful: &GracefulShutdown,
+    signals: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+) -> Result<(), ServeError> {
+    let mut signals = signals;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(app.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            signal = &mut signals => {
+                match signal {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => return Err(ServeError::Signal(e)),
+                    Err(e) => return Err(ServeError::Signal(std::io::Error::other(e))),
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() -> Result<(), std::io::Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client, ServeError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ServeError::Kube(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| ServeError::Kube(format!("{}: {e}", path.display())))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ServeError::Kube(format!("{e} (use --dev to run without a cluster)")))?,
+    };
+    kube::Client::try_from(config).map_err(|e| ServeError::Kube(e.to_string()))
+}
