@@ -74,7 +74,10 @@ fn check_denies_latest_in_prod_and_allows_it_in_stg() {
         "{out}"
     );
     assert!(!out.contains("plate-web"), "nginx:1.25 must pass: {out}");
-    assert!(out.contains("require-namespace-labels  Namespace/fe-web-prod"), "{out}");
+    assert!(
+        out.contains("require-namespace-labels  Namespace/fe-web-prod"),
+        "{out}"
+    );
 
     let stg = plate_policy(&["check", "-f", "examples/plate-prod.yaml", "--env", "stg"]);
     assert!(!stdout(&stg).contains("no-latest-tag"), "{}", stdout(&stg));
@@ -86,7 +89,11 @@ fn check_reads_an_admission_review_from_stdin() {
         .unwrap_or_else(|e| panic!("{e}"));
     let out = with_stdin(&["check", "-f", "-", "--env", "prod"], &review);
     assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("DENY  no-latest-tag  Pod/plate-prod/web"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("DENY  no-latest-tag  Pod/plate-prod/web"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -95,26 +102,56 @@ fn check_exits_2_on_bad_input_naming_file_and_line() {
     let missing = dir.path().join("missing.yaml");
     let out = plate_policy(&["check", "-f", s(&missing), "--env", "prod"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("missing.yaml: cannot read"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("missing.yaml: cannot read"),
+        "{}",
+        stderr(&out)
+    );
 
-    let bad = write(dir.path(), "bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n");
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n",
+    );
     let out = plate_policy(&["check", "-f", s(&bad), "--env", "prod"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("bad.yaml:3:"), "{}", stderr(&out));
 
-    let kindless = write(dir.path(), "kindless.yaml", "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nmetadata: {name: x}\n");
+    let kindless = write(
+        dir.path(),
+        "kindless.yaml",
+        "apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nmetadata: {name: x}\n",
+    );
     let out = plate_policy(&["check", "-f", s(&kindless), "--env", "prod"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("kindless.yaml:4: document 2: the object has no kind"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kindless.yaml:4: document 2: the object has no kind"),
+        "{}",
+        stderr(&out)
+    );
 
     let scalar = write(dir.path(), "scalar.yaml", "just a string\n");
     let out = plate_policy(&["check", "-f", s(&scalar), "--env", "prod"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("expected a Kubernetes object"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected a Kubernetes object"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = plate_policy(&["check", "-f", "examples/plate-prod.yaml", "--env", "production"]);
+    let out = plate_policy(&[
+        "check",
+        "-f",
+        "examples/plate-prod.yaml",
+        "--env",
+        "production",
+    ]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("\"production\" is not an environment"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"production\" is not an environment"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -124,8 +161,15 @@ fn shipped_suites_pass() {
     assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
     let summary = text.lines().last().unwrap_or_default();
     assert!(summary.ends_with("passed, 0 failed"), "{summary}");
-    for policy in ["no-latest-tag", "no-staging-issuer", "require-namespace-labels"] {
-        assert!(text.contains(&format!("policies/{policy}/tests/")), "no suite ran for {policy}");
+    for policy in [
+        "no-latest-tag",
+        "no-staging-issuer",
+        "require-namespace-labels",
+    ] {
+        assert!(
+            text.contains(&format!("policies/{policy}/tests/")),
+            "no suite ran for {policy}"
+        );
     }
 }
 
@@ -171,24 +215,40 @@ fn a_wrong_expectation_fails_the_run() {
     assert_eq!(code(&out), 1, "{text}");
     assert!(text.contains("FAIL"), "{text}");
     assert!(text.contains("expected allow, got deny"), "{text}");
-    assert!(text.contains("expected deny with a message containing \"this text is not in the message\""), "{text}");
+    assert!(
+        text.contains(
+            "expected deny with a message containing \"this text is not in the message\""
+        ),
+        "{text}"
+    );
     assert!(text.contains("PASS"), "{text}");
     assert!(text.trim_end().ends_with("1 passed, 2 failed"), "{text}");
     let xml = std::fs::read_to_string(&junit).unwrap_or_else(|e| panic!("junit report: {e}"));
     assert!(xml.contains("tests=\"3\""), "{xml}");
     assert!(xml.contains("failures=\"2\""), "{xml}");
-    assert!(xml.contains("latest in prod is wrongly expected to pass"), "{xml}");
+    assert!(
+        xml.contains("latest in prod is wrongly expected to pass"),
+        "{xml}"
+    );
 }
 
 #[test]
 fn bad_suites_exit_2() {
     let dir = temp_dir();
-    let malformed = write(dir.path(), "tests/malformed.yaml", "policy: no-latest-tag\ncases:\n  - name: x\n    expect: [\n");
+    let malformed = write(
+        dir.path(),
+        "tests/malformed.yaml",
+        "policy: no-latest-tag\ncases:\n  - name: x\n    expect: [\n",
+    );
     let out = plate_policy(&["test", s(&malformed)]);
     assert_eq!(code(&out), 2, "{}", stdout(&out));
     assert!(stdout(&out).contains("malformed.yaml:"), "{}", stdout(&out));
 
-    let unknown = write(dir.path(), "tests/unknown.yaml", "policy: no-latest-tag\ncases:\n  - name: x\n    expected: allow\n");
+    let unknown = write(
+        dir.path(),
+        "tests/unknown.yaml",
+        "policy: no-latest-tag\ncases:\n  - name: x\n    expected: allow\n",
+    );
     let out = plate_policy(&["test", s(&unknown)]);
     assert_eq!(code(&out), 2);
     assert!(stdout(&out).contains("expected"), "{}", stdout(&out));
@@ -200,7 +260,11 @@ fn bad_suites_exit_2() {
     );
     let out = plate_policy(&["test", s(&missing_fixture)]);
     assert_eq!(code(&out), 2);
-    assert!(stdout(&out).contains("nope.yaml: cannot read"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("nope.yaml: cannot read"),
+        "{}",
+        stdout(&out)
+    );
 
     let bad_settings = write(
         dir.path(),
@@ -209,7 +273,11 @@ fn bad_suites_exit_2() {
     );
     let out = plate_policy(&["test", s(&bad_settings)]);
     assert_eq!(code(&out), 2);
-    assert!(stdout(&out).contains("forbiddenTags is empty"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("forbiddenTags is empty"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A policy set using hostile modules from a temp dir.
@@ -218,7 +286,8 @@ fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
         "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: hostile}\nspec:\n  policies:\n",
     );
     for (name, policy, failure) in entries {
-        std::fs::write(dir.join(format!("{name}.wasm")), policy.wasm()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join(format!("{name}.wasm")), policy.wasm())
+            .unwrap_or_else(|e| panic!("{e}"));
         yaml.push_str(&format!(
             "    - name: {name}\n      module: {name}.wasm\n      failurePolicy: {failure}\n      timeoutMs: 50\n      memoryMiB: 8\n      match: {{kinds: [Pod]}}\n"
         ));
@@ -241,12 +310,23 @@ fn failing_policies_take_their_failure_outcome() {
         ],
     );
     let pod = write(dir.path(), "pod.yaml", POD);
-    let out = plate_policy(&["check", "-f", s(&pod), "--env", "prod", "--policies", s(&set)]);
+    let out = plate_policy(&[
+        "check",
+        "-f",
+        s(&pod),
+        "--env",
+        "prod",
+        "--policies",
+        s(&set),
+    ]);
     let text = stdout(&out);
     assert_eq!(code(&out), 1, "{text}{}", stderr(&out));
     assert!(text.contains("DENY  looper  Pod/plate-prod/p  policy exceeded its time limit of 50 ms (failurePolicy Fail)"), "{text}");
     assert!(text.contains("WARN  hog  Pod/plate-prod/p  policy exceeded its memory limit of 8 MiB (failurePolicy Ignore)"), "{text}");
-    assert!(text.contains("WARN  trapper  Pod/plate-prod/p  policy trapped"), "{text}");
+    assert!(
+        text.contains("WARN  trapper  Pod/plate-prod/p  policy trapped"),
+        "{text}"
+    );
     assert!(!text.contains("fine"), "the healthy policy passes: {text}");
 }
 
@@ -254,7 +334,17 @@ fn failing_policies_take_their_failure_outcome() {
 fn bad_policy_sets_name_file_line_and_field() {
     let dir = temp_dir();
     let pod = write(dir.path(), "pod.yaml", POD);
-    let check = |set: &Path| plate_policy(&["check", "-f", s(&pod), "--env", "prod", "--policies", s(set)]);
+    let check = |set: &Path| {
+        plate_policy(&[
+            "check",
+            "-f",
+            s(&pod),
+            "--env",
+            "prod",
+            "--policies",
+            s(set),
+        ])
+    };
 
     let unknown = write(
         dir.path(),
@@ -274,7 +364,12 @@ fn bad_policy_sets_name_file_line_and_field() {
     );
     let err = stderr(&check(&settings));
     assert!(err.contains("settings.yaml:9:"), "{err}");
-    assert!(err.contains("spec.policies[0].settings: policy \"a\" rejected its settings: forbiddenTags is empty"), "{err}");
+    assert!(
+        err.contains(
+            "spec.policies[0].settings: policy \"a\" rejected its settings: forbiddenTags is empty"
+        ),
+        "{err}"
+    );
 
     write(dir.path(), "notwasm.wasm", "hello");
     let not_wasm = write(
@@ -284,7 +379,10 @@ fn bad_policy_sets_name_file_line_and_field() {
     );
     let err = stderr(&check(&not_wasm));
     assert!(err.contains("notwasm.yaml:6:"), "{err}");
-    assert!(err.contains("notwasm.wasm is not a WebAssembly module"), "{err}");
+    assert!(
+        err.contains("notwasm.wasm is not a WebAssembly module"),
+        "{err}"
+    );
 
     let missing = write(
         dir.path(),
@@ -295,7 +393,8 @@ fn bad_policy_sets_name_file_line_and_field() {
     assert!(err.contains("missing.yaml:6:"), "{err}");
     assert!(err.contains("cannot read module"), "{err}");
 
-    std::fs::write(dir.path().join("wasi.wasm"), Hostile::ImportsWasi.wasm()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("wasi.wasm"), Hostile::ImportsWasi.wasm())
+        .unwrap_or_else(|e| panic!("{e}"));
     let wasi = write(
         dir.path(),
         "wasi.yaml",

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use support::Hostile;
 
 fn engine() -> Engine {
-    Engine::new(&EngineConfig { max_concurrent_instances: 16 }).unwrap_or_else(|e| panic!("{e}"))
+    Engine::new(&EngineConfig {
+        max_concurrent_instances: 16,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn load(engine: &Engine, policy: Hostile) -> PolicyModule {
@@ -32,7 +35,10 @@ fn evaluate(module: &PolicyModule, limits: Limits) -> Result<bool, EvalError> {
     module.evaluate(&[INPUT], &limits).map(|v| v.allowed)
 }
 
-const LIMITS: Limits = Limits { timeout_ms: 100, memory_mib: 16 };
+const LIMITS: Limits = Limits {
+    timeout_ms: 100,
+    memory_mib: 16,
+};
 
 /// After each failure, a healthy policy on the same engine still evaluates.
 fn still_serves(engine: &Engine) {
@@ -60,8 +66,14 @@ fn infinite_loop_is_stopped_at_its_time_limit() {
     assert_eq!(result, Err(EvalError::Timeout(100)));
     // Stopped, not merely reported: the call returned. The bound is loose on purpose
     // (a loaded CI machine); docs/performance.md has the measured overshoot.
-    assert!(elapsed >= Duration::from_millis(100), "returned before the limit: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "ran far past its limit: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(100),
+        "returned before the limit: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "ran far past its limit: {elapsed:?}"
+    );
     still_serves(&engine);
 }
 
@@ -116,9 +128,14 @@ fn unreadable_verdicts_are_rejected() {
 fn deny_and_guest_error_are_read() {
     let engine = engine();
     let deny = load(&engine, Hostile::DenyAll);
-    let verdict = deny.evaluate(&[INPUT], &LIMITS).unwrap_or_else(|e| panic!("{e}"));
+    let verdict = deny
+        .evaluate(&[INPUT], &LIMITS)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!verdict.allowed);
-    assert_eq!(verdict.message.as_deref(), Some("denied by the test policy"));
+    assert_eq!(
+        verdict.message.as_deref(),
+        Some("denied by the test policy")
+    );
     let error = load(&engine, Hostile::GuestError);
     assert_eq!(
         evaluate(&error, LIMITS),

@@ -34,12 +34,27 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let policies_dir = root.join("policies");
 
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", policies_dir.join("sdk").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        policies_dir.join("sdk").display()
+    );
     for name in BUILTIN_POLICIES {
-        println!("cargo:rerun-if-changed={}", policies_dir.join(name).join("src").display());
-        println!("cargo:rerun-if-changed={}", policies_dir.join(name).join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            policies_dir.join(name).join("src").display()
+        );
+        println!(
+            "cargo:rerun-if-changed={}",
+            policies_dir.join(name).join("Cargo.toml").display()
+        );
     }
     println!("cargo:rerun-if-env-changed=PLATE_POLICY_WASM_TARGET_DIR");
 
@@ -102,8 +117,12 @@ fn run() -> Result<(), String> {
         let src = wasm_dir.join(&file);
         let dst = out_dir.join(&file);
         copy(&src, &dst)?;
-        writeln!(table, "    ({name:?}, include_bytes!({:?})),", dst.display().to_string())
-            .map_err(|e| e.to_string())?;
+        writeln!(
+            table,
+            "    ({name:?}, include_bytes!({:?})),",
+            dst.display().to_string()
+        )
+        .map_err(|e| e.to_string())?;
     }
     table.push_str("];\n");
     std::fs::write(out_dir.join("builtin_modules.rs"), table)

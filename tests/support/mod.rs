@@ -130,3 +130,26 @@ impl Hostile {
         wat::parse_str(&text).unwrap_or_else(|e| panic!("{self:?} does not assemble: {e}\n{text}"))
     }
 }
+
+pub mod fake_apiserver;
+pub mod https;
+pub mod process;
+
+/// Polls `check` every 20 ms until it returns Some, for at most `limit`.
+pub fn eventually<T>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

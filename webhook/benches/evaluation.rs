@@ -21,12 +21,20 @@ fn repo_file(rel: &str) -> String {
 fn benches(c: &mut Criterion) {
     let engine = Engine::new(&EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let cache = ModuleCache::default();
-    let loader = Loader { engine: &engine, cache: &cache };
+    let loader = Loader {
+        engine: &engine,
+        cache: &cache,
+    };
     let set = loader.builtin().unwrap_or_else(|e| panic!("{e}"));
 
     let text = repo_file("tests/fixtures/deployment-3-containers.yaml");
     let objects = manifest::read_objects("deployment", &text).unwrap_or_else(|e| panic!("{e}"));
-    let spec = RequestSpec { operation: "CREATE", namespace: None, old_object: None, uid: "bench" };
+    let spec = RequestSpec {
+        operation: "CREATE",
+        namespace: None,
+        old_object: None,
+        uid: "bench",
+    };
     let request = manifest::to_request(&objects[0].value, &spec).unwrap_or_else(|e| panic!("{e}"));
     let request_json = serde_json::to_vec(&request).unwrap_or_else(|e| panic!("{e}"));
     let tail = [

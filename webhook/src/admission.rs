@@ -50,7 +50,9 @@ impl Effect {
     pub fn denies(&self) -> bool {
         matches!(
             self,
-            Effect::Deny(_) | Effect::FailClosed(_) | Effect::DeadlineExceeded { fail_closed: true }
+            Effect::Deny(_)
+                | Effect::FailClosed(_)
+                | Effect::DeadlineExceeded { fail_closed: true }
         )
     }
 }
@@ -93,10 +95,9 @@ impl PolicyOutcome {
             .collect();
         match &self.effect {
             Effect::Warn(message) => out.push(format!("[{}] {message}", self.policy)),
-            Effect::FailOpen(e) => out.push(format!(
-                "[{}] policy failed (ignored): {e}",
-                self.policy
-            )),
+            Effect::FailOpen(e) => {
+                out.push(format!("[{}] policy failed (ignored): {e}", self.policy))
+            }
             Effect::DeadlineExceeded { fail_closed: false } => out.push(format!(
                 "[{}] policy skipped (ignored): request deadline passed",
                 self.policy
@@ -119,7 +120,11 @@ pub struct Decision {
 impl Decision {
     /// Every denying policy's message, one per line.
     pub fn denial_message(&self) -> Option<String> {
-        let lines: Vec<String> = self.outcomes.iter().filter_map(PolicyOutcome::denial).collect();
+        let lines: Vec<String> = self
+            .outcomes
+            .iter()
+            .filter_map(PolicyOutcome::denial)
+            .collect();
         (!lines.is_empty()).then(|| lines.join("\n"))
     }
 
@@ -229,7 +234,10 @@ pub fn decide(
         .policies
         .iter()
         .filter(|p| p.applies_in(environment.as_deref()))
-        .filter(|p| p.matcher.matches(group, kind, operation, namespace, subresource))
+        .filter(|p| {
+            p.matcher
+                .matches(group, kind, operation, namespace, subresource)
+        })
         .collect();
 
     let mut outcomes = Vec::with_capacity(selected.len());
@@ -291,10 +299,11 @@ fn evaluate(policy: &Policy, tail: &[u8], deadline: Instant) -> PolicyOutcome {
     }
     // The policy gets its own limit or what is left of the request's, whichever is less.
     let limits = Limits {
-        timeout_ms: policy
-            .limits
-            .timeout_ms
-            .min(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX).max(1)),
+        timeout_ms: policy.limits.timeout_ms.min(
+            u64::try_from(remaining.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        ),
         memory_mib: policy.limits.memory_mib,
     };
     let head = [b"{\"settings\":".as_slice(), &policy.settings_json, tail];

@@ -102,7 +102,9 @@ pub fn generate(dir: &Path, names: &[String]) -> Result<CertFiles, CertError> {
     let leaf = |names: Vec<String>, common_name: &str, usage: ExtendedKeyUsagePurpose| {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names)?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = now - Duration::hours(1);
@@ -110,8 +112,11 @@ pub fn generate(dir: &Path, names: &[String]) -> Result<CertFiles, CertError> {
         let cert = params.signed_by(&key, &issuer)?;
         Ok::<_, rcgen::Error>((cert.pem(), key.serialize_pem()))
     };
-    let (server_pem, server_key_pem) =
-        leaf(names.to_vec(), &names[0], ExtendedKeyUsagePurpose::ServerAuth)?;
+    let (server_pem, server_key_pem) = leaf(
+        names.to_vec(),
+        &names[0],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
     let (client_pem, client_key_pem) = leaf(
         Vec::new(),
         "plate-policy-dev-client",
@@ -168,6 +173,9 @@ mod tests {
         let before = std::fs::read(&files.server_cert).unwrap_or_default();
         let (_, created) = ensure_dev_certs(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!created);
-        assert_eq!(std::fs::read(&files.server_cert).unwrap_or_default(), before);
+        assert_eq!(
+            std::fs::read(&files.server_cert).unwrap_or_default(),
+            before
+        );
     }
 }

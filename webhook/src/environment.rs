@@ -112,11 +112,18 @@ mod tests {
     fn platform() -> EnvironmentResolver {
         EnvironmentResolver::new(
             "environment".into(),
-            [("production", "prod"), ("development", "stg"), ("staging", "stg")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            vec![("*-prod".into(), "prod".into()), ("*-stg".into(), "stg".into())],
+            [
+                ("production", "prod"),
+                ("development", "stg"),
+                ("staging", "stg"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            vec![
+                ("*-prod".into(), "prod".into()),
+                ("*-stg".into(), "stg".into()),
+            ],
             None,
         )
     }
@@ -150,7 +157,10 @@ mod tests {
             r.resolve("plate-stg", Some(&odd)),
             (Some("stg".into()), EnvironmentSource::NamePattern)
         );
-        assert_eq!(r.resolve("misc", None), (None, EnvironmentSource::Unresolved));
+        assert_eq!(
+            r.resolve("misc", None),
+            (None, EnvironmentSource::Unresolved)
+        );
     }
 
     #[test]
@@ -161,6 +171,9 @@ mod tests {
             r.resolve("misc", None),
             (Some("prod".into()), EnvironmentSource::Default)
         );
-        assert_eq!(r.known_environments(), vec!["prod".to_string(), "stg".to_string()]);
+        assert_eq!(
+            r.known_environments(),
+            vec!["prod".to_string(), "stg".to_string()]
+        );
     }
 }

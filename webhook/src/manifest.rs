@@ -57,7 +57,10 @@ pub fn read_objects(file: &str, text: &str) -> Result<Vec<Located>, ManifestErro
         match doc.value {
             Value::Null => {}
             Value::Object(map) => {
-                let is_list = map.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
+                let is_list = map
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List"))
                     && map.get("items").is_some();
                 if is_list {
                     let items = match map.get("items") {
@@ -72,7 +75,11 @@ pub fn read_objects(file: &str, text: &str) -> Result<Vec<Located>, ManifestErro
                             });
                         }
                     };
-                    out.extend(items.into_iter().map(|value| Located { line, index, value }));
+                    out.extend(
+                        items
+                            .into_iter()
+                            .map(|value| Located { line, index, value }),
+                    );
                 } else {
                     out.push(Located {
                         line,
@@ -86,7 +93,10 @@ pub fn read_objects(file: &str, text: &str) -> Result<Vec<Located>, ManifestErro
                     file: file.to_string(),
                     line,
                     index,
-                    message: format!("expected a Kubernetes object (a mapping), found {}", type_name(&other)),
+                    message: format!(
+                        "expected a Kubernetes object (a mapping), found {}",
+                        type_name(&other)
+                    ),
                 });
             }
         }
@@ -135,9 +145,16 @@ pub fn is_cluster_scoped(kind: &str) -> bool {
 /// on kind, the resource is informational).
 pub fn plural(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
-    if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
         format!("{lower}es")
-    } else if let Some(stem) = lower.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
+    } else if let Some(stem) = lower
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
+    {
         format!("{stem}ies")
     } else {
         format!("{lower}s")
@@ -159,7 +176,10 @@ pub struct RequestSpec<'a> {
 }
 
 /// A manifest (or an AdmissionReview) as the AdmissionRequest the API server sends.
-pub fn to_request(object: &Value, spec: &RequestSpec<'_>) -> Result<AdmissionRequest<DynamicObject>, String> {
+pub fn to_request(
+    object: &Value,
+    spec: &RequestSpec<'_>,
+) -> Result<AdmissionRequest<DynamicObject>, String> {
     if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
         return review_request(object.clone());
     }
@@ -181,14 +201,20 @@ pub fn to_request(object: &Value, spec: &RequestSpec<'_>) -> Result<AdmissionReq
     } else {
         Some(
             spec.namespace
-                .or_else(|| metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str))
+                .or_else(|| {
+                    metadata
+                        .and_then(|m| m.get("namespace"))
+                        .and_then(Value::as_str)
+                })
                 .unwrap_or("default"),
         )
     };
     let (group, version) = group_version(api_version);
     let operation = spec.operation;
     if !matches!(operation, "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
-        return Err(format!("{operation:?} is not an operation (CREATE, UPDATE, DELETE, CONNECT)"));
+        return Err(format!(
+            "{operation:?} is not an operation (CREATE, UPDATE, DELETE, CONNECT)"
+        ));
     }
     // The API server sends the namespace it will store the object in.
     let mut object = object.clone();
@@ -197,7 +223,10 @@ pub fn to_request(object: &Value, spec: &RequestSpec<'_>) -> Result<AdmissionReq
     }
     let (new, old) = match operation {
         "DELETE" => (Value::Null, Some(object)),
-        "UPDATE" => (object.clone(), Some(spec.old_object.cloned().unwrap_or(object))),
+        "UPDATE" => (
+            object.clone(),
+            Some(spec.old_object.cloned().unwrap_or(object)),
+        ),
         _ => (object, None),
     };
     let review = json!({
@@ -268,7 +297,12 @@ mod tests {
     #[test]
     fn builds_requests_the_api_server_would_send() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
-        let spec = RequestSpec { operation: "CREATE", namespace: Some("plate-prod"), old_object: None, uid: "u1" };
+        let spec = RequestSpec {
+            operation: "CREATE",
+            namespace: Some("plate-prod"),
+            old_object: None,
+            uid: "u1",
+        };
         let req = to_request(&pod, &spec).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(req.namespace.as_deref(), Some("plate-prod"));
         assert_eq!(req.kind.kind, "Pod");

@@ -22,7 +22,10 @@ impl NamespaceCache {
     pub fn start(client: Client) -> NamespaceCache {
         let (store, writer) = reflector::store::<Namespace>();
         let api: Api<Namespace> = Api::all(client);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default()).default_backoff(),
+        );
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {

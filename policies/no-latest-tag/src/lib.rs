@@ -5,9 +5,7 @@
 
 use plate_policy_sdk::pattern::glob_match;
 use plate_policy_sdk::workload::containers;
-use plate_policy_sdk::{
-    ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy,
-};
+use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +35,9 @@ impl Default for Settings {
 impl PolicySettings for Settings {
     fn validate(&self) -> Result<(), String> {
         if self.forbidden_tags.is_empty() {
-            return Err("forbiddenTags is empty: list at least one tag (usually \"latest\")".into());
+            return Err(
+                "forbiddenTags is empty: list at least one tag (usually \"latest\")".into(),
+            );
         }
         for tag in &self.forbidden_tags {
             if ImageReference::parse(&format!("x:{tag}")).is_err() {

@@ -8,7 +8,8 @@ use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub const ISSUER_ANNOTATIONS: [&str; 2] = ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer"];
+pub const ISSUER_ANNOTATIONS: [&str; 2] =
+    ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer"];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -55,7 +56,11 @@ impl PolicySettings for Settings {
         if let Some(i) = self.staging_issuers.iter().position(|s| s.is_empty()) {
             return Err(format!("stagingIssuers[{i}] is empty"));
         }
-        if let Some(i) = self.staging_issuer_patterns.iter().position(|s| s.is_empty()) {
+        if let Some(i) = self
+            .staging_issuer_patterns
+            .iter()
+            .position(|s| s.is_empty())
+        {
             return Err(format!("stagingIssuerPatterns[{i}] is empty"));
         }
         Ok(())

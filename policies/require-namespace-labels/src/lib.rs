@@ -88,9 +88,13 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     let allowed = settings.allowed_values.join(", ");
     match namespace.metadata.labels.get(label) {
         None => Verdict::deny(if allowed.is_empty() {
-            format!("namespace {name:?} has no {label:?} label; add one so the right environment's rules apply")
+            format!(
+                "namespace {name:?} has no {label:?} label; add one so the right environment's rules apply"
+            )
         } else {
-            format!("namespace {name:?} has no {label:?} label; add {label}=<one of {allowed}> so the right environment's rules apply")
+            format!(
+                "namespace {name:?} has no {label:?} label; add {label}=<one of {allowed}> so the right environment's rules apply"
+            )
         }),
         Some(value) if value.is_empty() => Verdict::deny(format!(
             "namespace {name:?} has an empty {label:?} label; set it to one of {allowed}"

@@ -40,9 +40,14 @@ impl fmt::Display for ImageReferenceError {
         match self {
             ImageReferenceError::Empty => write!(f, "the image reference is empty"),
             ImageReferenceError::TooLong(n) => {
-                write!(f, "the repository name is {n} characters long (at most 255)")
+                write!(
+                    f,
+                    "the repository name is {n} characters long (at most 255)"
+                )
             }
-            ImageReferenceError::InvalidDomain(d) => write!(f, "{d:?} is not a valid registry host"),
+            ImageReferenceError::InvalidDomain(d) => {
+                write!(f, "{d:?} is not a valid registry host")
+            }
             ImageReferenceError::InvalidPathComponent(c) => write!(
                 f,
                 "{c:?} is not a valid repository path component (lowercase letters, digits and single separators . _ __ -)"
@@ -147,7 +152,11 @@ fn validate_domain(domain: &str) -> Result<(), ImageReferenceError> {
     let bad = || ImageReferenceError::InvalidDomain(domain.to_string());
     let (host, port) = if let Some(v6) = domain.strip_prefix('[') {
         let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
-        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+        if addr.is_empty()
+            || !addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
             return Err(bad());
         }
         match after {
@@ -257,6 +266,18 @@ fn validate_digest(digest: &str) -> Result<(), ImageReferenceError> {
 mod tests {
     use super::*;
 
+    /// (input, domain, path, tag, pinned, repository)
+    type Row<'a> = (
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        Option<&'a str>,
+        bool,
+        &'a str,
+    );
+    /// (input, is this the expected error?)
+    type BadRow<'a> = (&'a str, fn(&ImageReferenceError) -> bool);
+
     const SHA: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn ok(
@@ -282,7 +303,7 @@ mod tests {
         let sha_only = format!("app@{SHA}");
         let port_digest = format!("harbor.local:5000/plate/api@{SHA}");
         #[rustfmt::skip]
-        let table: &[(&str, Option<&str>, &str, Option<&str>, bool, &str)] = &[
+        let table: &[Row<'_>] = &[
             ("nginx", None, "nginx", None, false, "docker.io/library/nginx"),
             ("nginx:1.25", None, "nginx", Some("1.25"), false, "docker.io/library/nginx"),
             ("nginx:latest", None, "nginx", Some("latest"), false, "docker.io/library/nginx"),
@@ -326,7 +347,7 @@ mod tests {
     fn rejects_invalid_references() {
         let long = format!("{}/app", "a".repeat(300));
         #[rustfmt::skip]
-        let table: &[(&str, fn(&ImageReferenceError) -> bool)] = &[
+        let table: &[BadRow<'_>] = &[
             ("", |e| *e == ImageReferenceError::Empty),
             (":latest", |e| *e == ImageReferenceError::Empty),
             ("nginx:", |e| matches!(e, ImageReferenceError::InvalidTag(_))),
@@ -343,7 +364,7 @@ mod tests {
             ("a/b___c", |e| matches!(e, ImageReferenceError::InvalidPathComponent(_))),
             ("host:port/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
             ("-bad.io/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
-            ("[zz]/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
+            ("[zz]:5000/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
             (long.as_str(), |e| matches!(e, ImageReferenceError::TooLong(_))),
         ];
         for (input, expected) in table {

@@ -48,7 +48,11 @@ mod tests {
             ("", "x", false),
         ];
         for (pattern, text, expected) in table {
-            assert_eq!(glob_match(pattern, text), expected, "{pattern:?} vs {text:?}");
+            assert_eq!(
+                glob_match(pattern, text),
+                expected,
+                "{pattern:?} vs {text:?}"
+            );
         }
     }
 }

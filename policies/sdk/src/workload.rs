@@ -95,9 +95,11 @@ pub fn is_pod_bearing_kind(kind: &str) -> bool {
 pub fn containers(kind: &str, object: &str) -> Result<Vec<ContainerRef>, String> {
     let read = |e: serde_json::Error| format!("cannot read the pod spec of the {kind}: {e}");
     let spec: Option<PodSpec> = match kind {
-        "Pod" => serde_json::from_str::<WithSpec<PodSpec>>(object)
-            .map_err(read)?
-            .spec,
+        "Pod" => {
+            serde_json::from_str::<WithSpec<PodSpec>>(object)
+                .map_err(read)?
+                .spec
+        }
         "PodTemplate" => serde_json::from_str::<TemplateHolder>(object)
             .map_err(read)?
             .template
@@ -123,7 +125,10 @@ pub fn containers(kind: &str, object: &str) -> Result<Vec<ContainerRef>, String>
     let sections = [
         (ContainerSection::Containers, spec.containers),
         (ContainerSection::InitContainers, spec.init_containers),
-        (ContainerSection::EphemeralContainers, spec.ephemeral_containers),
+        (
+            ContainerSection::EphemeralContainers,
+            spec.ephemeral_containers,
+        ),
     ];
     Ok(sections
         .into_iter()
@@ -158,15 +163,44 @@ mod tests {
     fn finds_containers_in_every_pod_bearing_kind() {
         let wrapped = [
             ("Pod", format!(r#"{{"spec":{POD_SPEC}}}"#)),
-            ("PodTemplate", format!(r#"{{"template":{{"spec":{POD_SPEC}}}}}"#)),
-            ("Deployment", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("StatefulSet", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("DaemonSet", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("ReplicaSet", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("ReplicationController", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("Job", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("Rollout", format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#)),
-            ("CronJob", format!(r#"{{"spec":{{"jobTemplate":{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}}}}}"#)),
+            (
+                "PodTemplate",
+                format!(r#"{{"template":{{"spec":{POD_SPEC}}}}}"#),
+            ),
+            (
+                "Deployment",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "StatefulSet",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "DaemonSet",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "ReplicaSet",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "ReplicationController",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "Job",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "Rollout",
+                format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#),
+            ),
+            (
+                "CronJob",
+                format!(
+                    r#"{{"spec":{{"jobTemplate":{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}}}}}"#
+                ),
+            ),
         ];
         for (kind, object) in wrapped {
             let found = images(kind, &object);
@@ -175,7 +209,11 @@ mod tests {
                 vec![
                     (ContainerSection::Containers, "a".into(), "a:1".into()),
                     (ContainerSection::InitContainers, "i".into(), "i:1".into()),
-                    (ContainerSection::EphemeralContainers, "e".into(), "e:1".into()),
+                    (
+                        ContainerSection::EphemeralContainers,
+                        "e".into(),
+                        "e:1".into()
+                    ),
                 ],
                 "{kind}"
             );
@@ -191,7 +229,10 @@ mod tests {
 
     #[test]
     fn malformed_pod_spec_of_a_workload_is_an_error() {
-        let err = containers("Deployment", r#"{"spec":{"template":{"spec":{"containers":7}}}}"#);
+        let err = containers(
+            "Deployment",
+            r#"{"spec":{"template":{"spec":{"containers":7}}}}"#,
+        );
         assert!(err.is_err());
     }
 }

@@ -18,16 +18,31 @@ pub struct CertsArgs {
 
 pub fn run(args: &CertsArgs) -> u8 {
     let names = if args.dns.is_empty() {
-        certs::DEFAULT_DNS_NAMES.iter().map(|s| s.to_string()).collect()
+        certs::DEFAULT_DNS_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         args.dns.clone()
     };
     match certs::generate(&args.out, &names) {
         Ok(files) => {
-            println!("wrote {} (serving certificate for {})", files.dir.display(), names.join(", "));
+            println!(
+                "wrote {} (serving certificate for {})",
+                files.dir.display(),
+                names.join(", ")
+            );
             println!("  CA:      {}", files.ca_cert.display());
-            println!("  server:  {} {}", files.server_cert.display(), files.server_key.display());
-            println!("  client:  {} {}", files.client_cert.display(), files.client_key.display());
+            println!(
+                "  server:  {} {}",
+                files.server_cert.display(),
+                files.server_key.display()
+            );
+            println!(
+                "  client:  {} {}",
+                files.client_cert.display(),
+                files.client_key.display()
+            );
             0
         }
         Err(e) => {

@@ -42,7 +42,9 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let engine = match Engine::new(&EngineConfig { max_concurrent_instances: 8 }) {
+    let engine = match Engine::new(&EngineConfig {
+        max_concurrent_instances: 8,
+    }) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("error: {e}");
@@ -50,7 +52,10 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
     };
     let cache = ModuleCache::default();
-    let loader = Loader { engine: &engine, cache: &cache };
+    let loader = Loader {
+        engine: &engine,
+        cache: &cache,
+    };
     let set = match load_set(&loader, &args.policy_set.policies) {
         Ok(set) => set,
         Err(e) => {
@@ -80,7 +85,10 @@ pub fn run(args: &CheckArgs) -> u8 {
         let request = match manifest::to_request(&object.value, &spec) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {name}:{}: document {}: {e}", object.line, object.index);
+                eprintln!(
+                    "error: {name}:{}: document {}: {e}",
+                    object.line, object.index
+                );
                 return EXIT_BAD_INPUT;
             }
         };
@@ -131,7 +139,8 @@ fn read_input(file: &str) -> Result<(String, String), String> {
             .map_err(|e| format!("cannot read standard input: {e}"))?;
         Ok(("<stdin>".into(), text))
     } else {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot read: {e}"))?;
         Ok((file.to_string(), text))
     }
 }
@@ -144,7 +153,9 @@ pub fn load_set(loader: &Loader<'_>, file: &Option<PathBuf>) -> Result<PolicySet
 }
 
 /// `Kind/namespace/name` (`Kind/name` for cluster-scoped objects).
-fn object_ref(request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>) -> String {
+fn object_ref(
+    request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>,
+) -> String {
     match request.namespace.as_deref() {
         Some(ns) => format!("{}/{}/{}", request.kind.kind, ns, request.name),
         None => format!("{}/{}", request.kind.kind, request.name),

@@ -14,7 +14,11 @@ use std::path::PathBuf;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "plate-policy", version, about = "Kubernetes admission webhook whose policies are WebAssembly modules")]
+#[command(
+    name = "plate-policy",
+    version,
+    about = "Kubernetes admission webhook whose policies are WebAssembly modules"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

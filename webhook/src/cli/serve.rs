@@ -60,7 +60,10 @@ pub fn run(args: &ServeArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -88,7 +91,8 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
     let (tls_cert, tls_key) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         (None, None) if args.dev => {
-            let (files, created) = certs::ensure_dev_certs(&args.certs_dir).map_err(|e| e.to_string())?;
+            let (files, created) =
+                certs::ensure_dev_certs(&args.certs_dir).map_err(|e| e.to_string())?;
             if created {
                 tracing::info!(dir = %files.dir.display(), "created development certificates");
             } else {
@@ -108,7 +112,9 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         namespaces: if args.dev && args.kubeconfig.is_none() {
             NamespaceSource::None
         } else {
-            NamespaceSource::Kube { kubeconfig: args.kubeconfig.clone() }
+            NamespaceSource::Kube {
+                kubeconfig: args.kubeconfig.clone(),
+            }
         },
         request_deadline: Duration::from_millis(args.request_timeout_ms.max(1)),
         max_body_bytes: args.max_body_bytes,

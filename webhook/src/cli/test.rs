@@ -46,7 +46,9 @@ pub fn run(args: &TestArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let engine = match Engine::new(&EngineConfig { max_concurrent_instances: 8 }) {
+    let engine = match Engine::new(&EngineConfig {
+        max_concurrent_instances: 8,
+    }) {
         Ok(engine) => engine,
         Err(e) => {
             eprintln!("error: {e}");
@@ -54,7 +56,10 @@ pub fn run(args: &TestArgs) -> u8 {
         }
     };
     let cache = ModuleCache::default();
-    let mut runner = Runner::new(Loader { engine: &engine, cache: &cache });
+    let mut runner = Runner::new(Loader {
+        engine: &engine,
+        cache: &cache,
+    });
     let mut results: Vec<CaseResult> = Vec::new();
     let mut bad_suites = 0usize;
     for suite in &suites {
@@ -71,9 +76,19 @@ pub fn run(args: &TestArgs) -> u8 {
             }
         }
     }
-    let passed = results.iter().filter(|r| matches!(r.status, Status::Passed)).count();
-    let failed = results.iter().filter(|r| matches!(r.status, Status::Failed(_))).count();
-    let errors = results.iter().filter(|r| matches!(r.status, Status::Error(_))).count() + bad_suites;
+    let passed = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Passed))
+        .count();
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Failed(_)))
+        .count();
+    let errors = results
+        .iter()
+        .filter(|r| matches!(r.status, Status::Error(_)))
+        .count()
+        + bad_suites;
     if let Some(file) = junit_file {
         match junit::report(&results).and_then(|xml| write_report(&file, &xml)) {
             Ok(()) => {}

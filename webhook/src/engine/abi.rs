@@ -92,17 +92,15 @@ impl AbiExports {
         if version.func().is_none() {
             return Err(format!("exports {EXPORT_VERSION:?}, but not as a function"));
         }
-        let i32t = ValType::I32;
+        let one_i32 = [ValType::I32];
+        let two_i32 = [ValType::I32, ValType::I32];
+        let one_i64 = [ValType::I64];
         Ok(AbiExports {
             memory,
-            version: func(EXPORT_VERSION, &[], &[i32t.clone()])?,
-            alloc: func(EXPORT_ALLOC, &[i32t.clone()], &[i32t.clone()])?,
-            validate: func(EXPORT_VALIDATE, &[i32t.clone(), i32t.clone()], &[ValType::I64])?,
-            validate_settings: func(
-                EXPORT_VALIDATE_SETTINGS,
-                &[i32t.clone(), i32t],
-                &[ValType::I64],
-            )?,
+            version: func(EXPORT_VERSION, &[], &one_i32)?,
+            alloc: func(EXPORT_ALLOC, &one_i32, &one_i32)?,
+            validate: func(EXPORT_VALIDATE, &two_i32, &one_i64)?,
+            validate_settings: func(EXPORT_VALIDATE_SETTINGS, &two_i32, &one_i64)?,
         })
     }
 
@@ -187,7 +185,8 @@ fn get_func(
 
 pub fn decode_verdict(bytes: &[u8]) -> Result<GuestVerdict, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 ({e})"))?;
-    serde_json::from_str(text).map_err(|e| format!("not a verdict document ({e}): {}", preview(text)))
+    serde_json::from_str(text)
+        .map_err(|e| format!("not a verdict document ({e}): {}", preview(text)))
 }
 
 pub fn decode_settings_answer(bytes: &[u8]) -> Result<Result<(), String>, String> {
@@ -197,9 +196,9 @@ pub fn decode_settings_answer(bytes: &[u8]) -> Result<Result<(), String>, String
     if answer.valid {
         Ok(Ok(()))
     } else {
-        Ok(Err(answer
-            .message
-            .unwrap_or_else(|| "the policy rejected its settings without saying why".into())))
+        Ok(Err(answer.message.unwrap_or_else(|| {
+            "the policy rejected its settings without saying why".into()
+        })))
     }
 }
 
@@ -209,5 +208,9 @@ fn preview(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{:?}{}", &text[..end], if end < text.len() { "..." } else { "" })
+    format!(
+        "{:?}{}",
+        &text[..end],
+        if end < text.len() { "..." } else { "" }
+    )
 }

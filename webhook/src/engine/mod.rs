@@ -226,7 +226,9 @@ impl PolicyModule {
         settings_json: &[u8],
         limits: &Limits,
     ) -> Result<Result<(), String>, EvalError> {
-        let bytes = self.call(limits, &[settings_json], |exports| exports.validate_settings)?;
+        let bytes = self.call(limits, &[settings_json], |exports| {
+            exports.validate_settings
+        })?;
         abi::decode_settings_answer(&bytes).map_err(EvalError::BadVerdict)
     }
 

@@ -15,7 +15,9 @@ pub struct KindSelector {
 
 impl KindSelector {
     pub fn parse(s: &str) -> Result<KindSelector, String> {
-        let bad = |why: &str| format!("{s:?} is not a kind selector ({why}); write Kind, group/Kind, group/* or *");
+        let bad = |why: &str| {
+            format!("{s:?} is not a kind selector ({why}); write Kind, group/Kind, group/* or *")
+        };
         if s == "*" {
             return Ok(KindSelector {
                 group: None,
@@ -39,7 +41,9 @@ impl KindSelector {
             return Err(bad("kinds are alphanumeric"));
         }
         if group == "core" || group == "v1" {
-            return Err(bad("the core group is written without a prefix: Pod, not core/Pod"));
+            return Err(bad(
+                "the core group is written without a prefix: Pod, not core/Pod",
+            ));
         }
         Ok(KindSelector {
             group: Some(group.to_string()),
@@ -75,7 +79,10 @@ impl Matcher {
         if spec.operations.is_empty() {
             return Err("operations is empty: list CREATE, UPDATE, DELETE, CONNECT or *".into());
         }
-        for (field, list) in [("include", &spec.namespaces.include), ("exclude", &spec.namespaces.exclude)] {
+        for (field, list) in [
+            ("include", &spec.namespaces.include),
+            ("exclude", &spec.namespaces.exclude),
+        ] {
             if let Some(i) = list.iter().position(|p| p.is_empty()) {
                 return Err(format!("namespaces.{field}[{i}] is empty"));
             }
@@ -166,7 +173,10 @@ mod tests {
     #[test]
     fn bad_selectors_are_explained() {
         for bad in ["pod", "apps/v1/Deployment", "core/Pod", "", "apps/"] {
-            assert!(KindSelector::parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                KindSelector::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

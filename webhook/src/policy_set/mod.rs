@@ -151,7 +151,9 @@ impl ModuleCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, usize), Arc<PolicyModule>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.modules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.modules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -300,7 +302,11 @@ impl Loader<'_> {
             let matcher = match Matcher::compile(&entry.match_.value) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    problems.push(at(&entry.match_, &format!("{field}.match"), format!("policy {name:?}: {e}")));
+                    problems.push(at(
+                        &entry.match_,
+                        &format!("{field}.match"),
+                        format!("policy {name:?}: {e}"),
+                    ));
                     None
                 }
             };
@@ -327,7 +333,11 @@ impl Loader<'_> {
             let module = match self.module(&entry.module.value, base) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    problems.push(at(&entry.module, &format!("{field}.module"), format!("policy {name:?}: {e}")));
+                    problems.push(at(
+                        &entry.module,
+                        &format!("{field}.module"),
+                        format!("policy {name:?}: {e}"),
+                    ));
                     None
                 }
             };

@@ -2,8 +2,8 @@
 //! disk. Unknown fields are errors; positions are kept for error messages.
 
 use serde::Deserialize;
-pub use serde_saphyr::Spanned;
 use serde_saphyr::Location;
+pub use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 
 pub const API_VERSION: &str = "policy.plate.dev/v1alpha1";
@@ -71,10 +71,14 @@ fn default_label() -> String {
 }
 
 fn default_values() -> BTreeMap<String, String> {
-    [("production", "prod"), ("development", "stg"), ("staging", "stg")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("production", "prod"),
+        ("development", "stg"),
+        ("staging", "stg"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 fn default_patterns() -> Vec<Spanned<NamePattern>> {

@@ -22,29 +22,65 @@ fn bad_request(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// Parses and checks an AdmissionReview body; the error says what is wrong.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|e| format!("the body is not a valid AdmissionReview: {e}"))?;
-    if review.types.kind != "AdmissionReview" {
-        return Err(format!("kind is {:?}, expected \"AdmissionReview\"", review.types.kind));
-    }
-    if review.types.api_version != ADMISSION_API_VERSION {
-        return Err(format!(
-            "apiVersion {:?} is not supported; send {ADMISSION_API_VERSION} (admissionReviewVersions: [v1])",
-            review.types.api_version
-        ));
-    }
-    let request: AdmissionRequest<DynamicObject> = review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())?;
-    if request.uid.is_empty() {
-        return Err("request.uid is empty".into());
-    }
-    Ok(request)
+/// The envelope of an AdmissionReview, checked before the request is decoded so the
+/// error names the first thing that is wrong.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(borrow, default)]
+    request: Option<&'a serde_json::value::RawValue>,
 }
 
-pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Parses and checks an AdmissionReview body; the error says what is wrong.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    match envelope.kind.as_deref() {
+        Some("AdmissionReview") => {}
+        Some(other) => return Err(format!("kind is {other:?}, expected \"AdmissionReview\"")),
+        None => return Err("kind is missing, expected \"AdmissionReview\"".into()),
+    }
+    match envelope.api_version.as_deref() {
+        Some(ADMISSION_API_VERSION) => {}
+        other => {
+            return Err(format!(
+                "apiVersion {:?} is not supported; send {ADMISSION_API_VERSION} (admissionReviewVersions: [v1])",
+                other.unwrap_or("")
+            ));
+        }
+    }
+    let raw = match envelope.request {
+        Some(raw) if raw.get() != "null" => raw,
+        _ => return Err("the AdmissionReview has no request".into()),
+    };
+    let uid_missing = serde_json::from_str::<UidOnly>(raw.get())
+        .map(|r| r.uid.is_none_or(|u| u.is_empty()))
+        .unwrap_or(false);
+    if uid_missing {
+        return Err("request.uid is missing or empty".into());
+    }
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|e| format!("request is not a valid AdmissionRequest: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_string())
+}
+
+#[derive(serde::Deserialize)]
+struct UidOnly {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+pub async fn validate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = Instant::now();
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -71,9 +107,15 @@ pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         decision = tracing::field::Empty,
     );
     async move {
+        tracing::debug!("admission request received");
         let deadline = received + state.request_deadline;
         // Waiting for a free sandbox counts against the request's deadline.
-        let permit = match tokio::time::timeout_at(deadline.into(), Arc::clone(&state.evaluations).acquire_owned()).await {
+        let permit = match tokio::time::timeout_at(
+            deadline.into(),
+            Arc::clone(&state.evaluations).acquire_owned(),
+        )
+        .await
+        {
             Ok(Ok(permit)) => Some(permit),
             _ => None,
         };
@@ -84,7 +126,11 @@ pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
                 namespaces: worker_state.namespaces.as_ref(),
                 environment: None,
                 // Without a permit the deadline has passed: every policy fails fast.
-                deadline: if permit.is_some() { deadline } else { Instant::now() },
+                deadline: if permit.is_some() {
+                    deadline
+                } else {
+                    Instant::now()
+                },
             };
             let decision = admission::decide(&set, &request, &context);
             drop(permit);
@@ -99,7 +145,10 @@ pub async fn validate(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
             }
         };
         let span = tracing::Span::current();
-        span.record("environment", decision.environment.as_deref().unwrap_or("unknown"));
+        span.record(
+            "environment",
+            decision.environment.as_deref().unwrap_or("unknown"),
+        );
         span.record("decision", decision.label());
         tracing::info!(
             policies = decision.outcomes.len(),
@@ -121,7 +170,10 @@ pub fn health_router(state: Arc<AppState>) -> Router {
             axum::routing::get(|State(state): State<Arc<AppState>>| async move {
                 match state.readiness() {
                     Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-                    Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+                    Err(why) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
                 }
             }),
         )

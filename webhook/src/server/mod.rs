@@ -111,7 +111,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     })?);
     let cache = Arc::new(ModuleCache::default());
     let set = {
-        let loader = Loader { engine: &engine, cache: &cache };
+        let loader = Loader {
+            engine: &engine,
+            cache: &cache,
+        };
         match &options.policies {
             Some(path) => loader.load_file(path)?,
             None => loader.builtin()?,
@@ -139,7 +142,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         namespaces,
         namespace_cache,
         request_deadline: options.request_deadline,
-        evaluations: Arc::new(Semaphore::new(options.max_concurrent_evaluations.max(1) as usize)),
+        evaluations: Arc::new(Semaphore::new(
+            options.max_concurrent_evaluations.max(1) as usize
+        )),
         shutting_down: AtomicBool::new(false),
     });
 
@@ -159,10 +164,16 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
 
     let listener = TcpListener::bind(options.addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: options.addr,
+            source,
+        })?;
     let health_listener = TcpListener::bind(options.health_addr)
         .await
-        .map_err(|source| ServeError::Bind { addr: options.health_addr, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: options.health_addr,
+            source,
+        })?;
     tracing::info!(
         addr = %listener.local_addr().unwrap_or(options.addr),
         health = %health_listener.local_addr().unwrap_or(options.health_addr),
@@ -175,14 +186,24 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         let shutdown = async move {
             let _ = health_stop.wait_for(|stop| *stop).await;
         };
-        if let Err(e) = axum::serve(health_listener, health).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(health_listener, health)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "health server failed");
         }
     });
 
     let signals = tokio::spawn(wait_for_signal());
     let graceful = GracefulShutdown::new();
-    accept_loop(listener, TlsAcceptor::from(tls_config), webhook, &graceful, signals).await?;
+    accept_loop(
+        listener,
+        TlsAcceptor::from(tls_config),
+        webhook,
+        &graceful,
+        signals,
+    )
+    .await?;
 
     // Draining: unready first so endpoints stop routing here, then finish in-flight work.
     state.shutting_down.store(true, Ordering::Release);

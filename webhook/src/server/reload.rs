@@ -42,7 +42,10 @@ pub fn start(
         policy_dirs.insert(dir_of(path));
         let set = state.policy_set.load();
         for policy in &set.policies {
-            if !policy.module_ref.starts_with(crate::policy_set::BUILTIN_PREFIX) {
+            if !policy
+                .module_ref
+                .starts_with(crate::policy_set::BUILTIN_PREFIX)
+            {
                 policy_dirs.insert(dir_of(&dir_of(path).join(&policy.module_ref)));
             }
         }
@@ -87,8 +90,12 @@ pub fn start(
             }
             if reload_cert {
                 match cert.reload() {
-                    Ok(()) => tracing::info!(cert = %cert.cert_path.display(), "TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "new TLS certificate rejected; keeping the current one"),
+                    Ok(()) => {
+                        tracing::info!(cert = %cert.cert_path.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "new TLS certificate rejected; keeping the current one")
+                    }
                 }
             }
             if reload_set && let Some(path) = policies_path.clone() {
@@ -96,16 +103,26 @@ pub fn start(
             }
         }
     });
-    Ok(Watchers { _watcher: Some(watcher) })
+    Ok(Watchers {
+        _watcher: Some(watcher),
+    })
 }
 
-async fn reload_policy_set(state: &AppState, engine: &Arc<Engine>, cache: &Arc<ModuleCache>, path: PathBuf) {
+async fn reload_policy_set(
+    state: &AppState,
+    engine: &Arc<Engine>,
+    cache: &Arc<ModuleCache>,
+    path: PathBuf,
+) {
     let engine = Arc::clone(engine);
     let cache = Arc::clone(cache);
     let loaded = tokio::task::spawn_blocking(move || -> Result<PolicySet, String> {
-        Loader { engine: &engine, cache: &cache }
-            .load_file(&path)
-            .map_err(|e| e.to_string())
+        Loader {
+            engine: &engine,
+            cache: &cache,
+        }
+        .load_file(&path)
+        .map_err(|e| e.to_string())
     })
     .await;
     match loaded {
@@ -115,7 +132,9 @@ async fn reload_policy_set(state: &AppState, engine: &Arc<Engine>, cache: &Arc<M
             state.policy_set.store(Arc::new(set));
             tracing::info!(policies = count, "policy set reloaded");
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "new policy set rejected; the last good one keeps serving"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "new policy set rejected; the last good one keeps serving")
+        }
         Err(e) => tracing::error!(error = %e, "policy set reload failed"),
     }
 }

@@ -29,5 +29,7 @@ pub fn report(results: &[CaseResult]) -> Result<String, String> {
         suite.add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
-    report.to_string().map_err(|e| format!("cannot write JUnit XML: {e}"))
+    report
+        .to_string()
+        .map_err(|e| format!("cannot write JUnit XML: {e}"))
 }

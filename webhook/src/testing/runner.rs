@@ -64,7 +64,10 @@ impl<'a> Runner<'a> {
             } else if path.exists() {
                 found.push(path.clone());
             } else {
-                return Err(SuiteError(format!("{}: no such file or directory", path.display())));
+                return Err(SuiteError(format!(
+                    "{}: no such file or directory",
+                    path.display()
+                )));
             }
         }
         found.sort();
@@ -90,13 +93,13 @@ impl<'a> Runner<'a> {
         let set = if names.is_empty() {
             set
         } else {
-            set.only(&names).map_err(|e| SuiteError(format!("{file}: {e}")))?
+            set.only(&names)
+                .map_err(|e| SuiteError(format!("{file}: {e}")))?
         };
         let mut results = Vec::with_capacity(suite.cases.len());
         for (i, case) in suite.cases.iter().enumerate() {
             let start = Instant::now();
-            let status = run_case(&set, case, &base, i)
-                .unwrap_or_else(|e| Status::Error(e));
+            let status = run_case(&set, case, &base, i).unwrap_or_else(Status::Error);
             results.push(CaseResult {
                 suite: file.clone(),
                 name: case.value.name.clone(),
@@ -108,7 +111,12 @@ impl<'a> Runner<'a> {
         Ok(results)
     }
 
-    fn policy_set(&mut self, suite: &SuiteFile, base: &Path, file: &str) -> Result<PolicySet, SuiteError> {
+    fn policy_set(
+        &mut self,
+        suite: &SuiteFile,
+        base: &Path,
+        file: &str,
+    ) -> Result<PolicySet, SuiteError> {
         match &suite.policy_set {
             Some(rel) => self
                 .loader
@@ -140,14 +148,15 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target" || n == ".git") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == ".git")
+            {
                 continue;
             }
             walk(&path, found)?;
         } else {
-            let yaml = path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml");
+            let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
             let in_tests = path
                 .parent()
                 .and_then(Path::file_name)
@@ -160,7 +169,12 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn run_case(set: &PolicySet, case: &Spanned<Case>, base: &Path, index: usize) -> Result<Status, String> {
+fn run_case(
+    set: &PolicySet,
+    case: &Spanned<Case>,
+    base: &Path,
+    index: usize,
+) -> Result<Status, String> {
     let case = &case.value;
     let object = match (&case.object, &case.file) {
         (Some(object), None) => object.clone(),
@@ -201,7 +215,9 @@ fn load_object(path: &Path) -> Result<serde_json::Value, String> {
     match objects.len() {
         1 => Ok(objects.remove(0).value),
         0 => Err(format!("{file}: holds no object")),
-        n => Err(format!("{file}: holds {n} objects; a case tests exactly one")),
+        n => Err(format!(
+            "{file}: holds {n} objects; a case tests exactly one"
+        )),
     }
 }
 
@@ -223,10 +239,16 @@ fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
                 return Err("settings must be a mapping".into());
             }
             changed.settings_json = settings.to_string().into_bytes();
-            match changed.module.validate_settings(&changed.settings_json, &changed.limits) {
+            match changed
+                .module
+                .validate_settings(&changed.settings_json, &changed.limits)
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(message)) => {
-                    return Err(format!("policy {:?} rejected the case's settings: {message}", &*policy.name));
+                    return Err(format!(
+                        "policy {:?} rejected the case's settings: {message}",
+                        &*policy.name
+                    ));
                 }
                 Err(e) => return Err(format!("policy {:?} {e}", &*policy.name)),
             }
@@ -279,7 +301,8 @@ fn compare(case: &Case, decision: &Decision) -> Result<Status, String> {
         )));
     }
     if let Some(pattern) = &case.message_regex {
-        let re = Regex::new(pattern).map_err(|e| format!("messageRegex {pattern:?} is invalid: {e}"))?;
+        let re =
+            Regex::new(pattern).map_err(|e| format!("messageRegex {pattern:?} is invalid: {e}"))?;
         if !re.is_match(&text) {
             return Ok(Status::Failed(format!(
                 "expected {} with a message matching /{pattern}/, got: {text:?}",
