@@ -83,6 +83,12 @@ impl EnvironmentResolver {
         all
     }
 
+    pub fn is_known(&self, environment: &str) -> bool {
+        self.values.values().any(|e| e == environment)
+            || self.patterns.iter().any(|(_, e)| e == environment)
+            || self.default.as_deref() == Some(environment)
+    }
+
     /// The environment of namespace `name` with `labels` (None when unknown).
     pub fn resolve(
         &self,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod engine;
 pub mod environment;
 pub mod manifest;
+pub mod metrics;
 pub mod namespace_cache;
 pub mod policy_set;
 pub mod server;

@@ -1,10 +1,12 @@
 //! Policy `no-latest-tag`: every container image must name a fixed build: a version
 //! tag other than the forbidden ones (default `latest`) or a digest. An untagged
 //! image is implicitly `latest`. Covers containers, init and ephemeral containers
-//! of every pod-bearing kind.
+//! of every pod-bearing kind. On the `ephemeralcontainers` subresource (what
+//! `kubectl debug` uses) only ephemeral containers can change, so only they are
+//! checked: debugging a pod must not be blocked by the pod's existing images.
 
 use plate_policy_sdk::pattern::glob_match;
-use plate_policy_sdk::workload::containers;
+use plate_policy_sdk::workload::{ContainerSection, containers};
 use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
 
@@ -61,8 +63,12 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     };
     let env = req.environment_name();
     let settings = &req.settings;
+    let only_ephemeral = req.request.sub_resource.as_deref() == Some("ephemeralcontainers");
     let mut violations = Vec::new();
     for container in &list {
+        if only_ephemeral && container.section != ContainerSection::EphemeralContainers {
+            continue;
+        }
         let Some(image) = container.image.as_deref() else {
             continue;
         };

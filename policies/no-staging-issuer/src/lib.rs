@@ -79,7 +79,7 @@ impl Settings {
 
 #[derive(Deserialize, Default)]
 struct Object {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     metadata: Metadata,
     #[serde(default)]
     spec: Option<IssuerSpec>,
@@ -87,7 +87,7 @@ struct Object {
 
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     annotations: BTreeMap<String, String>,
 }
 
@@ -100,7 +100,7 @@ struct IssuerSpec {
 
 #[derive(Deserialize)]
 struct IssuerRef {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     name: String,
     #[serde(default)]
     kind: Option<String>,

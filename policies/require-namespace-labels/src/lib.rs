@@ -61,15 +61,15 @@ impl PolicySettings for Settings {
 
 #[derive(Deserialize, Default)]
 struct Namespace {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     metadata: Metadata,
 }
 
 #[derive(Deserialize, Default)]
 struct Metadata {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
     labels: BTreeMap<String, String>,
 }
 
@@ -96,9 +96,11 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
                 "namespace {name:?} has no {label:?} label; add {label}=<one of {allowed}> so the right environment's rules apply"
             )
         }),
-        Some(value) if value.is_empty() => Verdict::deny(format!(
-            "namespace {name:?} has an empty {label:?} label; set it to one of {allowed}"
-        )),
+        Some(value) if value.is_empty() => Verdict::deny(if allowed.is_empty() {
+            format!("namespace {name:?} has an empty {label:?} label; give it a value")
+        } else {
+            format!("namespace {name:?} has an empty {label:?} label; set it to one of {allowed}")
+        }),
         Some(value)
             if !settings.allowed_values.is_empty()
                 && !settings.allowed_values.iter().any(|v| v == value) =>

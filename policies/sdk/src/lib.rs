@@ -29,6 +29,17 @@ pub use workload::{ContainerRef, ContainerSection};
 /// The ABI version this SDK implements. The host refuses modules that declare another.
 pub const ABI_VERSION: i32 = 1;
 
+/// Deserializes `null` as the type's default (for `#[serde(deserialize_with)]`):
+/// Kubernetes manifests written by templates often carry `field: null`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// A policy's settings: deserialized from the policy set's `settings` field (absent
 /// fields take the type's defaults) and validated once when the policy is loaded.
 pub trait PolicySettings: serde::de::DeserializeOwned + Default {

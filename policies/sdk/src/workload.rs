@@ -34,20 +34,22 @@ pub struct ContainerRef {
     pub resources: Option<Box<RawValue>>,
 }
 
+// `null` lists and fields read as empty: `helm template` writes `initContainers:`
+// with no value, and the API server would drop it rather than reject it.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct PodSpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     containers: Vec<Container>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     init_containers: Vec<Container>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     ephemeral_containers: Vec<Container>,
 }
 
 #[derive(Deserialize)]
 struct Container {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::nullable")]
     name: String,
     #[serde(default)]
     image: Option<String>,
@@ -225,6 +227,12 @@ mod tests {
         assert!(images("Deployment", r#"{"metadata":{"name":"x"}}"#).is_empty());
         assert!(images("Service", r#"{"spec":{"ports":[]}}"#).is_empty());
         assert!(images("Custom", r#"{"spec":{"template":"text"}}"#).is_empty());
+    }
+
+    #[test]
+    fn null_lists_are_empty() {
+        let object = r#"{"spec":{"template":{"spec":{"containers":[{"name":"a","image":"a:1"}],"initContainers":null,"ephemeralContainers":null}}}}"#;
+        assert_eq!(images("Deployment", object).len(), 1);
     }
 
     #[test]

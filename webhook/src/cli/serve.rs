@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Sandboxes that may run at once (the engine's instance pool).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_concurrent_evaluations: u32,
+    /// Also count requests per namespace (one metric series per namespace: mind the
+    /// cardinality in large clusters).
+    #[arg(long)]
+    pub metrics_namespace_label: bool,
 }
 
 pub fn run(args: &ServeArgs) -> u8 {
@@ -120,5 +124,6 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         max_body_bytes: args.max_body_bytes,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
+        metrics_namespace_label: args.metrics_namespace_label,
     })
 }

@@ -99,6 +99,14 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
+    /// True when some policy names `kind` explicitly (wildcards do not count), which
+    /// keeps the metrics' `kind` label bounded by the policy set.
+    pub fn matches_kind(&self, kind: &str) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.matcher.kinds.iter().any(|k| k.kind == kind))
+    }
+
     pub fn policy(&self, name: &str) -> Option<&Arc<Policy>> {
         self.policies.iter().find(|p| &*p.name == name)
     }

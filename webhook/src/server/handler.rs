@@ -17,8 +17,9 @@ use tracing::Instrument;
 
 const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
 
-fn bad_request(status: StatusCode, message: String) -> Response {
+fn bad_request(state: &AppState, status: StatusCode, message: String) -> Response {
     tracing::warn!(status = status.as_u16(), %message, "rejected request");
+    state.metrics.bad_request(status.as_u16());
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
@@ -89,13 +90,14 @@ pub async fn validate(
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
         return bad_request(
+            &state,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json".into(),
         );
     }
     let request = match parse_review(&body) {
         Ok(request) => request,
-        Err(message) => return bad_request(StatusCode::BAD_REQUEST, message),
+        Err(message) => return bad_request(&state, StatusCode::BAD_REQUEST, message),
     };
     let span = tracing::info_span!(
         "admission",
@@ -120,6 +122,7 @@ pub async fn validate(
             _ => None,
         };
         let set = state.policy_set.load_full();
+        let worker_set = Arc::clone(&set);
         let worker_state = Arc::clone(&state);
         let decided = tokio::task::spawn_blocking(move || {
             let context = Context {
@@ -132,7 +135,7 @@ pub async fn validate(
                     Instant::now()
                 },
             };
-            let decision = admission::decide(&set, &request, &context);
+            let decision = admission::decide(&worker_set, &request, &context);
             drop(permit);
             (request, decision)
         })
@@ -144,6 +147,18 @@ pub async fn validate(
                 return (StatusCode::INTERNAL_SERVER_ERROR, "evaluation failed").into_response();
             }
         };
+        let operation = serde_json::to_value(&request.operation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        state.metrics.record(
+            &set,
+            &request.kind.kind,
+            &operation,
+            request.namespace.as_deref().unwrap_or(""),
+            &decision,
+            received.elapsed(),
+        );
         let span = tracing::Span::current();
         span.record(
             "environment",
@@ -177,5 +192,23 @@ pub fn health_router(state: Arc<AppState>) -> Router {
                 }
             }),
         )
+        .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(cache) = &state.namespace_cache {
+        state.metrics.set_namespace_cache_entries(cache.len());
+    }
+    match state.metrics.encode() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }

@@ -7,6 +7,7 @@ pub mod tls;
 
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::environment::{NamespaceLabels, NoNamespaces};
+use crate::metrics::{Metrics, MetricsError};
 use crate::namespace_cache::NamespaceCache;
 use crate::policy_set::{Loader, ModuleCache, PolicySet, PolicySetError};
 use arc_swap::ArcSwap;
@@ -55,6 +56,8 @@ pub struct ServeOptions {
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
     pub max_concurrent_evaluations: u32,
+    /// Add a per-namespace request counter (one series per namespace).
+    pub metrics_namespace_label: bool,
 }
 
 #[derive(Debug, Error)]
@@ -74,6 +77,8 @@ pub enum ServeError {
     Kube(String),
     #[error("cannot watch files for changes: {0}")]
     Watch(String),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -87,6 +92,7 @@ pub struct AppState {
     /// Bounds concurrent evaluations to the engine's instance pool.
     pub evaluations: Arc<Semaphore>,
     pub shutting_down: AtomicBool,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -128,6 +134,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     )?);
     let tls_config = tls::server_config(Arc::clone(&cert), options.client_ca.as_deref())?;
 
+    let metrics = Metrics::new(options.metrics_namespace_label)?;
+    metrics.policy_set_loaded(&set);
+    if let Some(leaf) = cert.leaf() {
+        metrics.set_certificate_expiry(&leaf);
+    }
+
     let (namespaces, namespace_cache): (Arc<dyn NamespaceLabels>, _) = match &options.namespaces {
         NamespaceSource::None => (Arc::new(NoNamespaces), None),
         NamespaceSource::Kube { kubeconfig } => {
@@ -146,6 +158,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             options.max_concurrent_evaluations.max(1) as usize
         )),
         shutting_down: AtomicBool::new(false),
+        metrics,
     });
 
     let _watchers = reload::start(

@@ -1,0 +1,234 @@
+//! Prometheus metrics (SPEC section 6), registered once per server. Label values are
+//! bounded: kinds are those the policy set matches (else `other`), environments
+//! those it defines (else `unknown`), policies those it loads; no object names, and
+//! namespaces only when `--metrics-namespace-label` is set.
+
+use crate::admission::{Decision, Effect};
+use crate::policy_set::PolicySet;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::time::Duration;
+
+/// 0.25 ms to 10 s: admission sits in the API server's write path, so the low end
+/// matters; the high end covers the longest timeoutSeconds the API server allows.
+const DURATION_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    evaluations: IntCounterVec,
+    evaluation_duration: HistogramVec,
+    bad_requests: IntCounterVec,
+    policies_loaded: IntGauge,
+    namespace_cache_entries: IntGauge,
+    certificate_expiry: IntGauge,
+    reloads: IntCounterVec,
+    /// `namespace` label on request counts (opt-in: one series per namespace).
+    namespace_requests: Option<IntCounterVec>,
+    /// Set once at start; kept so the registry's collector has an owner.
+    _build_info: IntGaugeVec,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    pub fn new(namespace_label: bool) -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_admission_requests_total",
+                "Admission requests answered, by decision (allowed, denied, warned, error).",
+            ),
+            &["kind", "operation", "environment", "decision"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "plate_policy_admission_duration_seconds",
+                "Time from receiving an AdmissionReview to having its answer.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["kind"],
+        )?;
+        let evaluations = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_policy_evaluations_total",
+                "Policy evaluations by result (pass, deny, warn, error, timeout).",
+            ),
+            &["policy", "environment", "mode", "result"],
+        )?;
+        let evaluation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "plate_policy_policy_evaluation_duration_seconds",
+                "Time of one policy evaluation, sandbox creation included.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["policy"],
+        )?;
+        let bad_requests = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_bad_requests_total",
+                "Requests rejected before evaluation (HTTP status 400, 413, 415).",
+            ),
+            &["status"],
+        )?;
+        let policies_loaded = IntGauge::new(
+            "plate_policy_policies_loaded",
+            "Policies in the active policy set.",
+        )?;
+        let namespace_cache_entries = IntGauge::new(
+            "plate_policy_namespace_cache_entries",
+            "Namespaces in the namespace cache (0 without a cluster).",
+        )?;
+        let certificate_expiry = IntGauge::new(
+            "plate_policy_tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use, as a Unix timestamp.",
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_reloads_total",
+                "Hot reloads of the policy set and the TLS certificate, by result.",
+            ),
+            &["what", "result"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "plate_policy_build_info",
+                "Always 1; the version label says which build runs.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let namespace_requests = if namespace_label {
+            let c = IntCounterVec::new(
+                Opts::new(
+                    "plate_policy_admission_requests_by_namespace_total",
+                    "Admission requests by namespace and decision (enabled by --metrics-namespace-label).",
+                ),
+                &["namespace", "decision"],
+            )?;
+            registry.register(Box::new(c.clone()))?;
+            Some(c)
+        } else {
+            None
+        };
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(evaluations.clone()),
+            Box::new(evaluation_duration.clone()),
+            Box::new(bad_requests.clone()),
+            Box::new(policies_loaded.clone()),
+            Box::new(namespace_cache_entries.clone()),
+            Box::new(certificate_expiry.clone()),
+            Box::new(reloads.clone()),
+            Box::new(build_info.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            evaluations,
+            evaluation_duration,
+            bad_requests,
+            policies_loaded,
+            namespace_cache_entries,
+            certificate_expiry,
+            reloads,
+            namespace_requests,
+            _build_info: build_info,
+        })
+    }
+
+    /// Records one answered request.
+    pub fn record(
+        &self,
+        set: &PolicySet,
+        kind: &str,
+        operation: &str,
+        namespace: &str,
+        decision: &Decision,
+        elapsed: Duration,
+    ) {
+        let kind = if set.matches_kind(kind) {
+            kind
+        } else {
+            "other"
+        };
+        let environment = match decision.environment.as_deref() {
+            Some(env) if set.environments.is_known(env) => env,
+            Some(_) => "other",
+            None => "unknown",
+        };
+        let label = decision.label();
+        self.requests
+            .with_label_values(&[kind, operation, environment, label])
+            .inc();
+        self.request_duration
+            .with_label_values(&[kind])
+            .observe(elapsed.as_secs_f64());
+        if let Some(by_ns) = &self.namespace_requests {
+            by_ns.with_label_values(&[namespace, label]).inc();
+        }
+        for outcome in &decision.outcomes {
+            let result = outcome.effect.result_label();
+            self.evaluations
+                .with_label_values(&[&*outcome.policy, environment, outcome.mode.as_str(), result])
+                .inc();
+            if !matches!(outcome.effect, Effect::DeadlineExceeded { .. }) {
+                self.evaluation_duration
+                    .with_label_values(&[&*outcome.policy])
+                    .observe(outcome.duration.as_secs_f64());
+            }
+        }
+    }
+
+    pub fn bad_request(&self, status: u16) {
+        self.bad_requests
+            .with_label_values(&[&status.to_string()])
+            .inc();
+    }
+
+    pub fn policy_set_loaded(&self, set: &PolicySet) {
+        self.policies_loaded.set(set.policies.len() as i64);
+    }
+
+    pub fn reload(&self, what: &str, ok: bool) {
+        self.reloads
+            .with_label_values(&[what, if ok { "success" } else { "failure" }])
+            .inc();
+    }
+
+    pub fn set_certificate_expiry(&self, der: &[u8]) {
+        if let Some(not_after) = certificate_not_after(der) {
+            self.certificate_expiry.set(not_after);
+        }
+    }
+
+    pub fn set_namespace_cache_entries(&self, entries: usize) {
+        self.namespace_cache_entries.set(entries as i64);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> Result<String, MetricsError> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// notAfter of a DER certificate as a Unix timestamp.
+pub fn certificate_not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
