@@ -5,6 +5,7 @@
 
 mod support;
 
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -218,6 +219,11 @@ fn bad_requests_get_clear_errors_and_disturb_nothing() {
         let error = r.json()["error"].as_str().unwrap_or_default().to_string();
         assert!(error.contains(needle), "{needle:?} not in {error:?}");
     }
+    let metrics = metrics_text(&server);
+    for (status, count) in [("413", 1), ("415", 1), ("400", 6)] {
+        let line = format!("plate_policy_bad_requests_total{{status=\"{status}\"}} {count}");
+        assert!(metrics.contains(&line), "missing {line:?} in:\n{metrics}");
+    }
     // The same connection and a new one still get verdicts.
     assert_eq!(response(&mut conn, &good)["allowed"], false);
     assert_eq!(
@@ -256,6 +262,29 @@ fn policy_set_hot_reload_swaps_good_sets_and_keeps_the_last_good_one() {
     let r = response(&mut conn, &review);
     assert_eq!(r["allowed"], true);
     assert!(r["warnings"].is_array(), "{r}");
+    let metrics = metrics_text(&server);
+    assert!(
+        metrics.contains("plate_policy_reloads_total{result=\"success\",what=\"policy_set\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plate_policy_reloads_total{result=\"failure\",what=\"policy_set\"} 1"),
+        "{metrics}"
+    );
+}
+
+fn metrics_text(server: &Server) -> String {
+    let (status, text) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200);
+    text
+}
+
+fn expiry(metrics: &str) -> String {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("plate_policy_tls_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A directory laid out like a mounted Secret: `tls.crt -> ..data/tls.crt`,
@@ -356,8 +385,21 @@ fn certificate_rotation_by_symlink_swap_drops_no_request() {
         (sent.load(Ordering::Relaxed) > 5).then_some(())
     });
 
+    let expiry_before = expiry(&metrics_text(&server));
+    assert!(!expiry_before.is_empty());
     volume.swap(&second);
     server.wait_for_log("TLS certificate reloaded", Duration::from_secs(30));
+    let second_pem = std::fs::read(second.join("tls.crt")).unwrap_or_else(|e| panic!("{e}"));
+    let second_der = rustls::pki_types::CertificateDer::pem_slice_iter(&second_pem)
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no certificate in the second pair"));
+    let not_after = plate_policy::metrics::certificate_not_after(&second_der).unwrap_or_default();
+    assert_eq!(
+        expiry(&metrics_text(&server)),
+        format!("plate_policy_tls_certificate_expiry_timestamp_seconds {not_after}"),
+        "the expiry gauge did not follow the new certificate (was {expiry_before})"
+    );
     let rotated = eventually(
         Duration::from_secs(10),
         "new handshakes to use the new certificate",

@@ -13,6 +13,9 @@ const BUILTIN_POLICIES: &[&str] = &[
     "no-latest-tag",
     "no-staging-issuer",
     "require-namespace-labels",
+    "require-ssl-redirect",
+    "trusted-registries",
+    "require-resources",
 ];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

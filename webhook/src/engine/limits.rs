@@ -1,6 +1,7 @@
 //! Per-evaluation limits (time, memory) and the store state that enforces memory.
 
 use super::EPOCH_TICK;
+use super::context::LookupScope;
 use wasmtime::ResourceLimiter;
 
 /// Limits of one policy, from its policy-set entry.
@@ -38,16 +39,19 @@ impl Limits {
 pub struct StoreState {
     memory_limit: usize,
     memory_exceeded: bool,
+    /// Present when the evaluation may look up context objects.
+    pub lookup: Option<LookupScope>,
 }
 
 /// Tables are only used for indirect calls; no honest policy needs more.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl StoreState {
-    pub fn new(memory_limit: usize) -> Self {
+    pub fn new(memory_limit: usize, lookup: Option<LookupScope>) -> Self {
         StoreState {
             memory_limit,
             memory_exceeded: false,
+            lookup,
         }
     }
 

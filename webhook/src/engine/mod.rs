@@ -6,9 +6,11 @@
 //! memory limit. Whatever the guest does, the caller gets a `Result`.
 
 mod abi;
+pub mod context;
 mod limits;
 
 pub use abi::{ABI_VERSION, GuestVerdict};
+pub use context::{ContextKind, ContextObjects, LookupScope, LookupStats, NoObjects};
 pub use limits::Limits;
 
 use abi::{AbiExports, MAX_VERDICT_BYTES};
@@ -59,8 +61,8 @@ pub enum LoadError {
     #[error("is not a valid WebAssembly module: {0}")]
     Invalid(String),
     #[error(
-        "imports {0}, which the host does not provide: ABI v1 policies may not import anything \
-         (build for wasm32-unknown-unknown, not WASI)"
+        "imports {0}, which the host does not provide: ABI v1 policies may import only \
+         \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)"
     )]
     Imports(String),
     #[error("{0}")]
@@ -133,9 +135,10 @@ impl Engine {
                 }
             })
             .map_err(EngineError::Timer)?;
-        // ABI v1 offers no host functions: the linker is empty, so a module that
-        // imports anything fails to load instead of failing at evaluation time.
-        let linker = Linker::new(&engine);
+        // The one host function of ABI v1 is the optional context lookup; a module
+        // importing anything else fails to load, not at evaluation time.
+        let mut linker = Linker::new(&engine);
+        context::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         Ok(Engine {
             engine,
             linker,
@@ -153,6 +156,9 @@ impl Engine {
             Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let imports: Vec<String> = module
             .imports()
+            .filter(|i| {
+                !(i.module() == context::IMPORT_MODULE && i.name() == context::IMPORT_LOOKUP)
+            })
             .map(|i| format!("{:?}.{:?}", i.module(), i.name()))
             .collect();
         if !imports.is_empty() {
@@ -193,8 +199,8 @@ struct Sandbox {
 }
 
 impl PolicyModule {
-    fn sandbox(&self, limits: &Limits) -> Result<Sandbox, EvalError> {
-        let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes()));
+    fn sandbox(&self, limits: &Limits, lookup: Option<LookupScope>) -> Result<Sandbox, EvalError> {
+        let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes(), lookup));
         store.limiter(|state| state);
         store.set_epoch_deadline(limits.epoch_ticks());
         store.epoch_deadline_trap();
@@ -206,7 +212,7 @@ impl PolicyModule {
 
     fn check_abi_version(&self) -> Result<(), LoadError> {
         let mut sandbox = self
-            .sandbox(&Limits::default())
+            .sandbox(&Limits::default(), None)
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
         let version = self
             .exports
@@ -226,41 +232,66 @@ impl PolicyModule {
         settings_json: &[u8],
         limits: &Limits,
     ) -> Result<Result<(), String>, EvalError> {
-        let bytes = self.call(limits, &[settings_json], |exports| {
+        let (bytes, _) = self.call(limits, &[settings_json], None, |exports| {
             exports.validate_settings
-        })?;
-        abi::decode_settings_answer(&bytes).map_err(EvalError::BadVerdict)
+        });
+        abi::decode_settings_answer(&bytes?).map_err(EvalError::BadVerdict)
     }
 
     /// One evaluation in a fresh sandbox. `input` is the ABI input document, given as
     /// pieces that are written into guest memory back to back (no concatenation copy).
     pub fn evaluate(&self, input: &[&[u8]], limits: &Limits) -> Result<GuestVerdict, EvalError> {
-        let bytes = self.call(limits, input, |exports| exports.validate)?;
-        let verdict = abi::decode_verdict(&bytes).map_err(EvalError::BadVerdict)?;
-        match verdict.error {
-            Some(error) => Err(EvalError::Guest(error)),
-            None => Ok(verdict),
-        }
+        self.evaluate_with(input, limits, None).0
+    }
+
+    /// [`evaluate`](Self::evaluate) with context lookups allowed by `scope`; also
+    /// returns what the lookups did.
+    pub fn evaluate_with(
+        &self,
+        input: &[&[u8]],
+        limits: &Limits,
+        scope: Option<LookupScope>,
+    ) -> (Result<GuestVerdict, EvalError>, LookupStats) {
+        let (bytes, stats) = self.call(limits, input, scope, |exports| exports.validate);
+        let result = bytes.and_then(|bytes| {
+            let verdict = abi::decode_verdict(&bytes).map_err(EvalError::BadVerdict)?;
+            match verdict.error {
+                Some(error) => Err(EvalError::Guest(error)),
+                None => Ok(verdict),
+            }
+        });
+        (result, stats)
     }
 
     fn call(
         &self,
         limits: &Limits,
         input: &[&[u8]],
+        scope: Option<LookupScope>,
         entry: impl Fn(&AbiExports) -> wasmtime::ModuleExport,
-    ) -> Result<Vec<u8>, EvalError> {
+    ) -> (Result<Vec<u8>, EvalError>, LookupStats) {
         let Sandbox {
             mut store,
             instance,
-        } = self.sandbox(limits)?;
+        } = match self.sandbox(limits, scope) {
+            Ok(sandbox) => sandbox,
+            Err(e) => return (Err(e), LookupStats::default()),
+        };
         let result = self
             .exports
             .call(&mut store, &instance, &entry(&self.exports), input);
-        match result {
+        let result = match result {
             Ok(bytes) => Ok(bytes),
             Err(abi::CallError::Wasm(e)) => Err(classify(&store, limits, e, EvalError::Trap)),
             Err(abi::CallError::Verdict(message)) => Err(EvalError::BadVerdict(message)),
-        }
+        };
+        let stats = store
+            .data_mut()
+            .lookup
+            .take()
+            .map(|scope| scope.stats)
+            .unwrap_or_default();
+        (result, stats)
     }
 }
 

@@ -6,6 +6,7 @@ use crate::admission::{self, Context};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kube::core::DynamicObject;
@@ -80,7 +81,7 @@ struct UidOnly {
 pub async fn validate(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received = Instant::now();
     let json = headers
@@ -95,6 +96,15 @@ pub async fn validate(
             "Content-Type must be application/json".into(),
         );
     }
+    let body = match body {
+        Ok(body) => body,
+        // Over --max-body-bytes (413) or a broken body: counted, then axum's answer.
+        Err(rejection) => {
+            state.metrics.bad_request(rejection.status().as_u16());
+            tracing::warn!(status = rejection.status().as_u16(), error = %rejection.body_text(), "rejected request");
+            return rejection.into_response();
+        }
+    };
     let request = match parse_review(&body) {
         Ok(request) => request,
         Err(message) => return bad_request(&state, StatusCode::BAD_REQUEST, message),

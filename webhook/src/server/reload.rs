@@ -91,10 +91,15 @@ pub fn start(
             if reload_cert {
                 match cert.reload() {
                     Ok(()) => {
-                        tracing::info!(cert = %cert.cert_path.display(), "TLS certificate reloaded")
+                        tracing::info!(cert = %cert.cert_path.display(), "TLS certificate reloaded");
+                        state.metrics.reload("certificate", true);
+                        if let Some(leaf) = cert.leaf() {
+                            state.metrics.set_certificate_expiry(&leaf);
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "new TLS certificate rejected; keeping the current one")
+                        tracing::error!(error = %e, "new TLS certificate rejected; keeping the current one");
+                        state.metrics.reload("certificate", false);
                     }
                 }
             }
@@ -128,14 +133,20 @@ async fn reload_policy_set(
     match loaded {
         Ok(Ok(set)) => {
             let count = set.policies.len();
+            state.metrics.policy_set_loaded(&set);
+            state.metrics.reload("policy_set", true);
             // One atomic pointer swap: a request sees the old set or the new one.
             state.policy_set.store(Arc::new(set));
             tracing::info!(policies = count, "policy set reloaded");
         }
         Ok(Err(e)) => {
+            state.metrics.reload("policy_set", false);
             tracing::error!(error = %e, "new policy set rejected; the last good one keeps serving")
         }
-        Err(e) => tracing::error!(error = %e, "policy set reload failed"),
+        Err(e) => {
+            state.metrics.reload("policy_set", false);
+            tracing::error!(error = %e, "policy set reload failed")
+        }
     }
 }
 
