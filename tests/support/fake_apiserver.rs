@@ -1,7 +1,8 @@
-//! A fake Kubernetes API server on loopback, just enough for the namespace cache:
-//! `GET /api/v1/namespaces` (list) and `?watch=true` (a chunked stream of watch
-//! events). There is no kube-apiserver on this machine; the real `kube` client code
-//! path (kubeconfig, list, watch, reflector) runs against this instead.
+//! A fake Kubernetes API server on loopback, just enough for plate-policy's caches:
+//! for any collection path (`/api/v1/namespaces`,
+//! `/apis/cert-manager.io/v1/clusterissuers`, ...), `GET` lists it and `?watch=true`
+//! streams watch events (chunked). There is no kube-apiserver on this machine; the
+//! real `kube` client code path (kubeconfig, list, watch, reflector) runs against it.
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -12,27 +13,25 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+pub const NAMESPACES: &str = "/api/v1/namespaces";
+pub const CLUSTER_ISSUERS: &str = "/apis/cert-manager.io/v1/clusterissuers";
+pub const ISSUERS: &str = "/apis/cert-manager.io/v1/issuers";
+
 #[derive(Default)]
 struct State {
     list_released: bool,
     resource_version: u64,
-    namespaces: BTreeMap<String, BTreeMap<String, String>>,
-    watchers: Vec<Sender<String>>,
+    /// collection path -> "namespace/name" -> object
+    collections: BTreeMap<String, BTreeMap<String, Value>>,
+    /// collection path -> open watches
+    watchers: BTreeMap<String, Vec<Sender<String>>>,
 }
+
+type Shared = Arc<(Mutex<State>, Condvar)>;
 
 pub struct FakeApiServer {
     pub addr: SocketAddr,
-    state: Arc<(Mutex<State>, Condvar)>,
-}
-
-fn namespace(name: &str, labels: &BTreeMap<String, String>, rv: u64) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": rv.to_string(), "labels": labels},
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"}
-    })
+    state: Shared,
 }
 
 impl FakeApiServer {
@@ -40,7 +39,7 @@ impl FakeApiServer {
     pub fn start() -> FakeApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let state = Arc::new((
+        let state: Shared = Arc::new((
             Mutex::new(State {
                 resource_version: 1,
                 ..State::default()
@@ -69,27 +68,59 @@ impl FakeApiServer {
 
     /// Creates or relabels a namespace and tells every open watch.
     pub fn set_namespace(&self, name: &str, labels: &[(&str, &str)]) {
-        let labels: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        self.set_object(
+            NAMESPACES,
+            json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+            }),
+        );
+    }
+
+    /// Creates or replaces a cert-manager ClusterIssuer using `acme_server`.
+    pub fn set_cluster_issuer(&self, name: &str, acme_server: &str) {
+        self.set_object(
+            CLUSTER_ISSUERS,
+            json!({
+                "apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                "metadata": {"name": name, "uid": format!("uid-{name}")},
+                "spec": {"acme": {"server": acme_server, "privateKeySecretRef": {"name": name}}}
+            }),
+        );
+    }
+
+    /// Creates or replaces `object` in the collection at `path` and tells its watches.
+    pub fn set_object(&self, path: &str, mut object: Value) {
         let (lock, _) = &*self.state;
         let Ok(mut s) = lock.lock() else { return };
         s.resource_version += 1;
-        let rv = s.resource_version;
-        let kind = if s.namespaces.contains_key(name) {
+        object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+        let key = format!(
+            "{}/{}",
+            object["metadata"]["namespace"].as_str().unwrap_or(""),
+            object["metadata"]["name"].as_str().unwrap_or("")
+        );
+        let collection = s.collections.entry(path.to_string()).or_default();
+        let kind = if collection.contains_key(&key) {
             "MODIFIED"
         } else {
             "ADDED"
         };
-        s.namespaces.insert(name.to_string(), labels.clone());
-        let event = json!({"type": kind, "object": namespace(name, &labels, rv)}).to_string();
-        s.watchers.retain(|w| w.send(event.clone()).is_ok());
+        collection.insert(key, object.clone());
+        let event = json!({"type": kind, "object": object}).to_string();
+        if let Some(watchers) = s.watchers.get_mut(path) {
+            watchers.retain(|w| w.send(event.clone()).is_ok());
+        }
     }
 
-    pub fn watch_count(&self) -> usize {
+    /// Open watches on the collection at `path`.
+    pub fn watch_count(&self, path: &str) -> usize {
         let (lock, _) = &*self.state;
-        lock.lock().map(|s| s.watchers.len()).unwrap_or(0)
+        lock.lock()
+            .map(|s| s.watchers.get(path).map_or(0, Vec::len))
+            .unwrap_or(0)
     }
 
     /// A kubeconfig pointing at this server.
@@ -104,10 +135,7 @@ impl FakeApiServer {
     }
 }
 
-fn serve_connection(
-    stream: TcpStream,
-    state: &Arc<(Mutex<State>, Condvar)>,
-) -> std::io::Result<()> {
+fn serve_connection(stream: TcpStream, state: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     loop {
@@ -128,20 +156,11 @@ fn serve_connection(
             .unwrap_or("/")
             .to_string();
         let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-        if path != "/api/v1/namespaces" {
-            let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound"}).to_string();
-            write!(
-                writer,
-                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )?;
-            continue;
-        }
         if query
             .split('&')
             .any(|p| p == "watch=true" || p == "watch=1")
         {
-            return stream_watch(writer, state);
+            return stream_watch(writer, state, path);
         }
         let body = {
             let (lock, cvar) = &**state;
@@ -152,11 +171,11 @@ fn serve_connection(
                     .map_err(|_| std::io::Error::other("poisoned"))?;
             }
             let items: Vec<Value> = s
-                .namespaces
-                .iter()
-                .map(|(name, labels)| namespace(name, labels, s.resource_version))
-                .collect();
-            json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}).to_string()
+                .collections
+                .get(path)
+                .map(|c| c.values().cloned().collect())
+                .unwrap_or_default();
+            json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}).to_string()
         };
         write!(
             writer,
@@ -167,15 +186,12 @@ fn serve_connection(
     }
 }
 
-fn stream_watch(
-    mut writer: TcpStream,
-    state: &Arc<(Mutex<State>, Condvar)>,
-) -> std::io::Result<()> {
+fn stream_watch(mut writer: TcpStream, state: &Shared, path: &str) -> std::io::Result<()> {
     let (tx, rx): (Sender<String>, Receiver<String>) = mpsc::channel();
     {
         let (lock, _) = &**state;
         if let Ok(mut s) = lock.lock() {
-            s.watchers.push(tx);
+            s.watchers.entry(path.to_string()).or_default().push(tx);
         }
     }
     write!(

@@ -3,7 +3,7 @@
 //! (within the request's deadline), their verdicts combined by mode and failure
 //! policy into one [`Decision`], and that into an AdmissionResponse.
 
-use crate::engine::{EvalError, Limits};
+use crate::engine::{ContextObjects, EvalError, Limits, LookupScope, LookupStats};
 use crate::environment::{EnvironmentSource, Labels, NamespaceLabels};
 use crate::policy_set::{FailurePolicy, Mode, Operation, Policy, PolicySet};
 use kube::core::DynamicObject;
@@ -66,6 +66,8 @@ pub struct PolicyOutcome {
     /// Warnings the policy returned alongside its verdict.
     pub warnings: Vec<String>,
     pub duration: Duration,
+    /// Context lookups the evaluation made.
+    pub lookups: LookupStats,
 }
 
 impl PolicyOutcome {
@@ -186,6 +188,8 @@ pub struct Context<'a> {
     pub namespaces: &'a dyn NamespaceLabels,
     /// Force this environment (`check --env`, test cases that name one).
     pub environment: Option<&'a str>,
+    /// Objects policies may look up (each only the kinds its entry lists).
+    pub objects: &'a Arc<dyn ContextObjects>,
     /// The request must be decided by this instant; later policies fail.
     pub deadline: Instant,
 }
@@ -244,7 +248,7 @@ pub fn decide(
     if !selected.is_empty() {
         let tail = input_tail(request, environment.as_deref(), labels.as_deref());
         for policy in selected {
-            outcomes.push(evaluate(policy, &tail, context.deadline));
+            outcomes.push(evaluate(policy, &tail, context));
         }
     }
     for o in &outcomes {
@@ -283,19 +287,26 @@ fn input_tail(
     tail
 }
 
-fn evaluate(policy: &Policy, tail: &[u8], deadline: Instant) -> PolicyOutcome {
+fn evaluate(policy: &Policy, tail: &[u8], context: &Context<'_>) -> PolicyOutcome {
     let start = Instant::now();
-    let outcome = |effect, warnings| PolicyOutcome {
+    let deadline = context.deadline;
+    let mut lookups = LookupStats::default();
+    let outcome = |effect, warnings, stats: &LookupStats| PolicyOutcome {
         policy: Arc::clone(&policy.name),
         mode: policy.mode,
         effect,
         warnings,
         duration: start.elapsed(),
+        lookups: stats.clone(),
     };
     let fail_closed = policy.failure_policy == FailurePolicy::Fail;
     let remaining = deadline.saturating_duration_since(start);
     if remaining.is_zero() {
-        return outcome(Effect::DeadlineExceeded { fail_closed }, Vec::new());
+        return outcome(
+            Effect::DeadlineExceeded { fail_closed },
+            Vec::new(),
+            &lookups,
+        );
     }
     // The policy gets its own limit or what is left of the request's, whichever is less.
     let limits = Limits {
@@ -307,8 +318,16 @@ fn evaluate(policy: &Policy, tail: &[u8], deadline: Instant) -> PolicyOutcome {
         memory_mib: policy.limits.memory_mib,
     };
     let head = [b"{\"settings\":".as_slice(), &policy.settings_json, tail];
-    match policy.module.evaluate(&head, &limits) {
-        Ok(verdict) if verdict.allowed => outcome(Effect::Pass, verdict.warnings),
+    let scope = (!policy.context.is_empty()).then(|| LookupScope {
+        policy: Arc::clone(&policy.name),
+        allowed: Arc::clone(&policy.context),
+        objects: Arc::clone(context.objects),
+        stats: LookupStats::default(),
+    });
+    let (result, stats) = policy.module.evaluate_with(&head, &limits, scope);
+    lookups = stats;
+    match result {
+        Ok(verdict) if verdict.allowed => outcome(Effect::Pass, verdict.warnings, &lookups),
         Ok(verdict) => {
             let message = verdict
                 .message
@@ -319,14 +338,14 @@ fn evaluate(policy: &Policy, tail: &[u8], deadline: Instant) -> PolicyOutcome {
                 Mode::Warn => Effect::Warn(message),
                 Mode::Audit => Effect::Audit(message),
             };
-            outcome(effect, verdict.warnings)
+            outcome(effect, verdict.warnings, &lookups)
         }
         Err(e) => {
             tracing::warn!(policy = &*policy.name, error = %e, "policy evaluation failed");
             if fail_closed {
-                outcome(Effect::FailClosed(e), Vec::new())
+                outcome(Effect::FailClosed(e), Vec::new(), &lookups)
             } else {
-                outcome(Effect::FailOpen(e), Vec::new())
+                outcome(Effect::FailOpen(e), Vec::new(), &lookups)
             }
         }
     }

@@ -28,6 +28,7 @@ pub struct Metrics {
     namespace_cache_entries: IntGauge,
     certificate_expiry: IntGauge,
     reloads: IntCounterVec,
+    lookups: IntCounterVec,
     /// `namespace` label on request counts (opt-in: one series per namespace).
     namespace_requests: Option<IntCounterVec>,
     /// Set once at start; kept so the registry's collector has an owner.
@@ -97,6 +98,13 @@ impl Metrics {
             ),
             &["what", "result"],
         )?;
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_context_lookups_total",
+                "Context lookups by policies, by result (found, not_found, refused: the kind is not in the policy's context list).",
+            ),
+            &["policy", "result"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "plate_policy_build_info",
@@ -130,6 +138,7 @@ impl Metrics {
             Box::new(namespace_cache_entries.clone()),
             Box::new(certificate_expiry.clone()),
             Box::new(reloads.clone()),
+            Box::new(lookups.clone()),
             Box::new(build_info.clone()),
         ] {
             registry.register(c)?;
@@ -145,6 +154,7 @@ impl Metrics {
             namespace_cache_entries,
             certificate_expiry,
             reloads,
+            lookups,
             namespace_requests,
             _build_info: build_info,
         })
@@ -185,6 +195,17 @@ impl Metrics {
             self.evaluations
                 .with_label_values(&[&*outcome.policy, environment, outcome.mode.as_str(), result])
                 .inc();
+            for (result, count) in [
+                ("found", outcome.lookups.found),
+                ("not_found", outcome.lookups.not_found),
+                ("refused", outcome.lookups.refused),
+            ] {
+                if count > 0 {
+                    self.lookups
+                        .with_label_values(&[&*outcome.policy, result])
+                        .inc_by(u64::from(count));
+                }
+            }
             if !matches!(outcome.effect, Effect::DeadlineExceeded { .. }) {
                 self.evaluation_duration
                     .with_label_values(&[&*outcome.policy])

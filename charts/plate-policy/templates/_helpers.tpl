@@ -108,11 +108,12 @@ Ingress -> ingresses, NetworkPolicy -> networkpolicies, Gateway -> gateways.
 
 {{/*
 The webhook's rules, derived from the policy set: every policy's match.kinds
-(`Kind` = core group, `group/Kind`, `group/*`, `*` = every group and kind), plus
+(Kind = core group, group/Kind, group/STAR, STAR = every group and kind), plus
 `<resource>/<subresource>` for each of its match.subresources, for its match.operations
 (default CREATE, UPDATE). One rule per (apiGroup, operations), resources sorted and
-deduplicated; wildcards absorb what they cover (the API server rejects "*" next to
-plain resources, and "*/sub" next to "x/sub").
+deduplicated; wildcards absorb what they cover (the API server rejects STAR next to
+plain resources, and STAR/sub next to x/sub). STAR is the asterisk, spelled out
+because the asterisk-slash pair would end this comment.
 */}}
 {{- define "plate-policy.webhookRules" -}}
 {{- $buckets := dict -}}
@@ -133,7 +134,7 @@ plain resources, and "*/sub" next to "x/sub").
 {{- $kind = regexReplaceAll "^.*/" $selector "" -}}
 {{- end -}}
 {{- $plural := include "plate-policy.plural" $kind -}}
-{{- $key := printf "%s|%s" $group (join "," $ops) -}}
+{{- $key := printf "%s %s" $group (join "," $ops) -}}
 {{- $bucket := get $buckets $key | default (dict "group" $group "operations" $ops "resources" (list)) -}}
 {{- $resources := append $bucket.resources $plural -}}
 {{- range $sub := $match.subresources | default list -}}
@@ -177,5 +178,29 @@ plain resources, and "*/sub" next to "x/sub").
   operations: {{ $bucket.operations | toJson }}
   resources: {{ $resources | toJson }}
   scope: "*"
+{{- end -}}
+{{- end -}}
+
+{{/*
+The ClusterRole's rules: get, list, watch on Namespaces (the namespace cache) and on
+every kind a policy lists under `context` (the server keeps a cache of each; without
+the permission the cache never syncs and the replica never becomes ready). Nothing else.
+*/}}
+{{- define "plate-policy.rbacRules" -}}
+{{- $groups := dict "" (list "namespaces") -}}
+{{- range $policy := .Values.policySet.spec.policies -}}
+{{- range $ctx := $policy.context | default list -}}
+{{- $group := "" -}}
+{{- if contains "/" $ctx.apiVersion -}}
+{{- $group = regexReplaceAll "/[^/]*$" $ctx.apiVersion "" -}}
+{{- end -}}
+{{- $resources := get $groups $group | default (list) -}}
+{{- $_ := set $groups $group (append $resources (include "plate-policy.plural" $ctx.kind)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $group := keys $groups | sortAlpha }}
+- apiGroups: {{ list $group | toJson }}
+  resources: {{ get $groups $group | uniq | sortAlpha | toJson }}
+  verbs: ["get", "list", "watch"]
 {{- end -}}
 {{- end -}}

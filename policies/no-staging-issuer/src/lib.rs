@@ -1,25 +1,50 @@
 //! Policy `no-staging-issuer`: a staging ACME issuer (certificates browsers reject)
-//! must not issue for an environment's Ingresses, Gateways or Certificates. Reads the
-//! cert-manager annotations (`cert-manager.io/cluster-issuer`, `cert-manager.io/issuer`)
-//! on any annotated object and `spec.issuerRef` of Certificates and CertificateRequests.
+//! must not issue for an environment's Ingresses, Gateways or Certificates.
+//!
+//! It reads the cert-manager annotations (`cert-manager.io/cluster-issuer`,
+//! `cert-manager.io/issuer`) on any annotated object and `spec.issuerRef` of
+//! Certificates and CertificateRequests, then looks the named ClusterIssuer or
+//! Issuer up (policy-set `context`): what makes an issuer staging is its ACME server,
+//! whatever its name. An issuer the cache does not know is judged by its name
+//! (`stagingIssuers`, `stagingIssuerPatterns`), and otherwise by `unknownIssuer`.
 
+use plate_policy_sdk::context::lookup;
 use plate_policy_sdk::pattern::glob_match;
 use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub const ISSUER_ANNOTATIONS: [&str; 2] =
-    ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer"];
+pub const CLUSTER_ISSUER_ANNOTATION: &str = "cert-manager.io/cluster-issuer";
+pub const ISSUER_ANNOTATION: &str = "cert-manager.io/issuer";
+const CERT_MANAGER_API: &str = "cert-manager.io/v1";
+const CERT_MANAGER_GROUP: &str = "cert-manager.io";
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// What to do with an issuer that is neither in the cache nor staging by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownIssuer {
+    Deny,
+    Warn,
+    #[default]
+    Allow,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
-    /// Issuer names that are staging issuers.
+    /// Issuer names that are staging issuers (used when the issuer is not in the cache).
     #[serde(default = "default_staging_issuers")]
     pub staging_issuers: Vec<String>,
-    /// Glob patterns over issuer names that are staging issuers.
+    /// Glob patterns over issuer names, likewise.
     #[serde(default = "default_staging_patterns")]
     pub staging_issuer_patterns: Vec<String>,
+    /// ACME directory URLs that are staging directories.
+    #[serde(default = "default_staging_servers")]
+    pub staging_acme_servers: Vec<String>,
+    /// An issuer not in the cache and not staging by name: deny, warn or allow.
+    #[serde(default)]
+    pub unknown_issuer: UnknownIssuer,
     /// The issuer the message suggests instead.
     #[serde(default = "default_suggested")]
     pub suggested_issuer: String,
@@ -31,6 +56,9 @@ fn default_staging_issuers() -> Vec<String> {
 fn default_staging_patterns() -> Vec<String> {
     vec!["*staging*".to_string()]
 }
+fn default_staging_servers() -> Vec<String> {
+    vec![LETS_ENCRYPT_STAGING.to_string()]
+}
 fn default_suggested() -> String {
     "letsencrypt-prod".to_string()
 }
@@ -40,6 +68,8 @@ impl Default for Settings {
         Settings {
             staging_issuers: default_staging_issuers(),
             staging_issuer_patterns: default_staging_patterns(),
+            staging_acme_servers: default_staging_servers(),
+            unknown_issuer: UnknownIssuer::default(),
             suggested_issuer: default_suggested(),
         }
     }
@@ -47,9 +77,12 @@ impl Default for Settings {
 
 impl PolicySettings for Settings {
     fn validate(&self) -> Result<(), String> {
-        if self.staging_issuers.is_empty() && self.staging_issuer_patterns.is_empty() {
+        if self.staging_issuers.is_empty()
+            && self.staging_issuer_patterns.is_empty()
+            && self.staging_acme_servers.is_empty()
+        {
             return Err(
-                "stagingIssuers and stagingIssuerPatterns are both empty: nothing would be denied"
+                "stagingIssuers, stagingIssuerPatterns and stagingAcmeServers are all empty: nothing would be denied"
                     .into(),
             );
         }
@@ -63,17 +96,35 @@ impl PolicySettings for Settings {
         {
             return Err(format!("stagingIssuerPatterns[{i}] is empty"));
         }
+        if let Some(i) = self
+            .staging_acme_servers
+            .iter()
+            .position(|s| !s.starts_with("https://") && !s.starts_with("http://"))
+        {
+            return Err(format!(
+                "stagingAcmeServers[{i}] ({:?}) is not an http(s) URL",
+                self.staging_acme_servers[i]
+            ));
+        }
         Ok(())
     }
 }
 
 impl Settings {
-    fn is_staging(&self, issuer: &str) -> bool {
+    fn staging_by_name(&self, issuer: &str) -> bool {
         self.staging_issuers.iter().any(|s| s == issuer)
             || self
                 .staging_issuer_patterns
                 .iter()
                 .any(|p| glob_match(p, issuer))
+    }
+
+    fn staging_server(&self, server: &str) -> bool {
+        let normalize = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+        let server = normalize(server);
+        self.staging_acme_servers
+            .iter()
+            .any(|s| normalize(s) == server)
     }
 }
 
@@ -104,6 +155,44 @@ struct IssuerRef {
     name: String,
     #[serde(default)]
     kind: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+/// The parts of a (Cluster)Issuer this policy reads.
+#[derive(Deserialize, Default)]
+struct Issuer {
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
+    spec: IssuerBody,
+}
+
+#[derive(Deserialize, Default)]
+struct IssuerBody {
+    #[serde(default)]
+    acme: Option<Acme>,
+}
+
+#[derive(Deserialize, Default)]
+struct Acme {
+    #[serde(default, deserialize_with = "plate_policy_sdk::nullable")]
+    server: String,
+}
+
+/// One issuer reference found on the object, and where.
+struct Reference {
+    /// `annotation "cert-manager.io/cluster-issuer"` or `spec.issuerRef`.
+    place: String,
+    /// `ClusterIssuer` or `Issuer`.
+    kind: String,
+    name: String,
+    /// Look it up? Not for issuers of other API groups (external issuers).
+    resolvable: bool,
+}
+
+enum Judgement {
+    Fine,
+    Violation(String),
+    Warning(String),
 }
 
 pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
@@ -113,34 +202,112 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         Ok(None) => return Verdict::allow(),
         Err(e) => return Verdict::error(e),
     };
+    let namespace = req.request.namespace.as_deref().unwrap_or("");
+    let mut references = Vec::new();
+    let annotations = &object.metadata.annotations;
+    if let Some(name) = annotations.get(CLUSTER_ISSUER_ANNOTATION) {
+        references.push(Reference {
+            place: format!("annotation {CLUSTER_ISSUER_ANNOTATION:?}"),
+            kind: "ClusterIssuer".into(),
+            name: name.clone(),
+            resolvable: true,
+        });
+    }
+    if let Some(name) = annotations.get(ISSUER_ANNOTATION) {
+        // cert-manager's ingress-shim also honours issuer-kind/issuer-group.
+        let kind = annotations
+            .get("cert-manager.io/issuer-kind")
+            .cloned()
+            .unwrap_or_else(|| "Issuer".into());
+        let group = annotations.get("cert-manager.io/issuer-group");
+        references.push(Reference {
+            place: format!("annotation {ISSUER_ANNOTATION:?}"),
+            resolvable: group.is_none_or(|g| g == CERT_MANAGER_GROUP)
+                && matches!(kind.as_str(), "Issuer" | "ClusterIssuer"),
+            kind,
+            name: name.clone(),
+        });
+    }
+    if matches!(kind, "Certificate" | "CertificateRequest")
+        && let Some(issuer_ref) = object.spec.and_then(|s| s.issuer_ref)
+    {
+        let kind = issuer_ref.kind.unwrap_or_else(|| "Issuer".into());
+        references.push(Reference {
+            place: "spec.issuerRef".into(),
+            resolvable: issuer_ref
+                .group
+                .as_deref()
+                .is_none_or(|g| g.is_empty() || g == CERT_MANAGER_GROUP)
+                && matches!(kind.as_str(), "Issuer" | "ClusterIssuer"),
+            kind,
+            name: issuer_ref.name,
+        });
+    }
+
     let env = req.environment_name();
-    let settings = &req.settings;
     let fix = format!(
         "use a production issuer such as {:?} in {env}",
-        settings.suggested_issuer
+        req.settings.suggested_issuer
     );
     let mut violations = Vec::new();
-    for annotation in ISSUER_ANNOTATIONS {
-        if let Some(issuer) = object.metadata.annotations.get(annotation)
-            && settings.is_staging(issuer)
-        {
-            violations.push(format!(
-                "annotation {annotation:?} names {issuer:?}, a staging issuer whose certificates browsers reject; {fix}"
-            ));
+    let mut warnings = Vec::new();
+    for reference in &references {
+        match judge(reference, namespace, &req.settings, &fix) {
+            Ok(Judgement::Fine) => {}
+            Ok(Judgement::Violation(m)) => violations.push(m),
+            Ok(Judgement::Warning(m)) => warnings.push(m),
+            Err(e) => return Verdict::error(e),
         }
     }
-    let has_issuer_ref = matches!(kind, "Certificate" | "CertificateRequest");
-    if has_issuer_ref
-        && let Some(issuer_ref) = object.spec.and_then(|s| s.issuer_ref)
-        && settings.is_staging(&issuer_ref.name)
-    {
-        let issuer_kind = issuer_ref.kind.as_deref().unwrap_or("Issuer");
-        violations.push(format!(
-            "spec.issuerRef names {issuer_kind} {:?}, a staging issuer whose certificates browsers reject; {fix}",
-            issuer_ref.name
-        ));
+    let mut verdict = Verdict::deny_all(violations);
+    verdict.warnings = warnings;
+    verdict
+}
+
+fn judge(
+    reference: &Reference,
+    namespace: &str,
+    settings: &Settings,
+    fix: &str,
+) -> Result<Judgement, String> {
+    let Reference {
+        place, kind, name, ..
+    } = reference;
+    let found = if reference.resolvable {
+        let scope = if kind == "ClusterIssuer" {
+            ""
+        } else {
+            namespace
+        };
+        lookup::<Issuer>(CERT_MANAGER_API, kind, scope, name)?
+    } else {
+        None
+    };
+    if let Some(issuer) = found {
+        let server = issuer.spec.acme.map(|a| a.server).unwrap_or_default();
+        return Ok(if !server.is_empty() && settings.staging_server(&server) {
+            Judgement::Violation(format!(
+                "{place} names {kind} {name:?}, whose ACME server {server} is a staging directory (certificates browsers reject); {fix}"
+            ))
+        } else {
+            Judgement::Fine
+        });
     }
-    Verdict::deny_all(violations)
+    if settings.staging_by_name(name) {
+        return Ok(Judgement::Violation(format!(
+            "{place} names {kind} {name:?}, a staging issuer by its name (certificates browsers reject); {fix}"
+        )));
+    }
+    let unknown = format!(
+        "{place} names {kind} {name:?}, which plate-policy cannot find, so it cannot tell whether it is a staging issuer"
+    );
+    Ok(match settings.unknown_issuer {
+        UnknownIssuer::Allow => Judgement::Fine,
+        UnknownIssuer::Warn => Judgement::Warning(unknown),
+        UnknownIssuer::Deny => {
+            Judgement::Violation(format!("{unknown}; create it or fix the name"))
+        }
+    })
 }
 
 export_policy!(validate, Settings);

@@ -7,8 +7,9 @@
 //! surrounding spaces.
 //!
 //! Independently, with `warnWithoutTls` (default true) an Ingress without any
-//! `spec.tls` entry gets a warning, whatever the policy's mode: its hosts get no
-//! certificate of their own, so a redirect would lead nowhere useful.
+//! `spec.tls` entry gets a warning, whatever the policy's mode (it is not a
+//! violation): cert-manager issues no certificate for its hosts, and the controller
+//! serves them with its default one.
 
 use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
@@ -143,14 +144,15 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
             && is_false(value)
         {
             violations.push(format!(
-                "annotation {key:?} is {value:?}, which turns off the HTTP-to-HTTPS redirect (a staging setting) in {env}; remove it or set it to \"true\""
+                "annotation {key:?} is {value:?}, so plain HTTP is not redirected to HTTPS in {env} (a staging setting); remove it or set it to \"true\""
             ));
         }
     }
     let mut verdict = Verdict::deny_all(violations);
+    // Kept under Kubernetes' 119-character warning limit with the `[policy] ` prefix.
     if settings.warn_without_tls && ingress.spec.tls.is_empty() {
         verdict = verdict.with_warning(format!(
-            "the Ingress has no spec.tls entry, so its hosts get no certificate in {env}; add one with a secretName"
+            "spec.tls is empty, so its hosts get no certificate in {env}; add a tls entry with a secretName"
         ));
     }
     verdict

@@ -17,6 +17,7 @@
 //! `plate_abi_version`, `plate_alloc`, `plate_validate_settings`, `plate_validate`.
 
 pub mod abi;
+pub mod context;
 pub mod image;
 pub mod pattern;
 pub mod request;

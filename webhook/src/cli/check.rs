@@ -3,12 +3,14 @@
 
 use super::{EXIT_BAD_INPUT, PolicySetArg};
 use crate::admission::{self, Context, Effect};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{ContextObjects, Engine, EngineConfig};
 use crate::environment::NoNamespaces;
 use crate::manifest::{self, RequestSpec};
 use crate::policy_set::{Loader, ModuleCache, PolicySet};
+use crate::static_objects::StaticObjects;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -20,6 +22,9 @@ pub struct CheckArgs {
     /// The environment the objects are deployed to (e.g. prod, stg).
     #[arg(long, value_name = "ENV")]
     pub env: String,
+    /// Objects policies may look up (e.g. ClusterIssuers), from manifest files.
+    #[arg(long = "context", value_name = "FILE", num_args = 1..)]
+    pub context: Vec<PathBuf>,
     /// Namespace for objects that name none (default: their own, else `default`).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
@@ -63,6 +68,14 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
+    let mut context_objects = StaticObjects::default();
+    for file in &args.context {
+        if let Err(e) = context_objects.insert_file(file) {
+            eprintln!("error: --context {e}");
+            return EXIT_BAD_INPUT;
+        }
+    }
+    let lookups: Arc<dyn ContextObjects> = Arc::new(context_objects);
     let known = set.environments.known_environments();
     if !known.contains(&args.env) {
         eprintln!(
@@ -94,6 +107,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         };
         let context = Context {
             namespaces: &NoNamespaces,
+            objects: &lookups,
             environment: Some(&args.env),
             deadline: Instant::now() + Duration::from_secs(10),
         };

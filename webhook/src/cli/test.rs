@@ -4,6 +4,7 @@
 use super::EXIT_BAD_INPUT;
 use crate::engine::{Engine, EngineConfig};
 use crate::policy_set::{Loader, ModuleCache};
+use crate::static_objects::StaticObjects;
 use crate::testing::{CaseResult, Runner, Status, junit};
 use std::path::PathBuf;
 
@@ -15,6 +16,9 @@ pub struct TestArgs {
     /// `--output junit FILE` also writes a JUnit XML report (FILE `-` is stdout).
     #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"])]
     pub output: Vec<String>,
+    /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
+    #[arg(long = "context", value_name = "FILE", num_args = 1..)]
+    pub context: Vec<PathBuf>,
 }
 
 pub fn run(args: &TestArgs) -> u8 {
@@ -56,10 +60,18 @@ pub fn run(args: &TestArgs) -> u8 {
         }
     };
     let cache = ModuleCache::default();
+    let mut context = StaticObjects::default();
+    for file in &args.context {
+        if let Err(e) = context.insert_file(file) {
+            eprintln!("error: --context {e}");
+            return EXIT_BAD_INPUT;
+        }
+    }
     let mut runner = Runner::new(Loader {
         engine: &engine,
         cache: &cache,
-    });
+    })
+    .with_context(context);
     let mut results: Vec<CaseResult> = Vec::new();
     let mut bad_suites = 0usize;
     for suite in &suites {

@@ -10,7 +10,7 @@ pub use matching::{KindSelector, Matcher};
 pub use model::{FailurePolicy, Mode, Operation};
 
 use crate::builtin;
-use crate::engine::{Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
+use crate::engine::{ContextKind, Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
 use crate::environment::EnvironmentResolver;
 use model::{PolicySetFile, Spanned};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +79,8 @@ pub struct Policy {
     pub settings_json: Vec<u8>,
     pub failure_policy: FailurePolicy,
     pub limits: Limits,
+    /// Kinds this policy may look up; empty: no lookups.
+    pub context: Arc<[ContextKind]>,
 }
 
 impl Policy {
@@ -105,6 +107,18 @@ impl PolicySet {
         self.policies
             .iter()
             .any(|p| p.matcher.kinds.iter().any(|k| k.kind == kind))
+    }
+
+    /// Every kind some policy may look up: the context caches `serve` keeps.
+    pub fn context_kinds(&self) -> Vec<ContextKind> {
+        let mut kinds: Vec<ContextKind> = self
+            .policies
+            .iter()
+            .flat_map(|p| p.context.iter().cloned())
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
     }
 
     pub fn policy(&self, name: &str) -> Option<&Arc<Policy>> {
@@ -361,6 +375,22 @@ impl Loader<'_> {
                     continue;
                 }
             };
+            for (j, kind) in entry.context.value.iter().enumerate() {
+                let bad_version =
+                    kind.api_version.is_empty() || kind.api_version.split('/').count() > 2;
+                let bad_kind = !kind.kind.starts_with(|c: char| c.is_ascii_uppercase())
+                    || !kind.kind.chars().all(|c| c.is_ascii_alphanumeric());
+                if bad_version || bad_kind {
+                    problems.push(at(
+                        &entry.context,
+                        &format!("{field}.context[{j}]"),
+                        format!(
+                            "policy {name:?}: {{apiVersion: {:?}, kind: {:?}}} is not a kind (write e.g. apiVersion: cert-manager.io/v1, kind: ClusterIssuer)",
+                            kind.api_version, kind.kind
+                        ),
+                    ));
+                }
+            }
             let (Some(module), Some(matcher)) = (module, matcher) else {
                 continue;
             };
@@ -387,6 +417,7 @@ impl Loader<'_> {
                 settings_json,
                 failure_policy: entry.failure_policy,
                 limits,
+                context: entry.context.value.into(),
             }));
         }
         Some(PolicySet {

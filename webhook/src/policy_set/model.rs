@@ -121,6 +121,13 @@ pub struct PolicyEntry {
     pub timeout_ms: Spanned<u64>,
     #[serde(default = "default_memory", rename = "memoryMiB")]
     pub memory_mib: Spanned<u64>,
+    /// Kinds the policy may look up (`plate.lookup_object`); nothing else is visible to it.
+    #[serde(default = "no_context")]
+    pub context: Spanned<Vec<crate::engine::ContextKind>>,
+}
+
+fn no_context() -> Spanned<Vec<crate::engine::ContextKind>> {
+    unspanned(Vec::new())
 }
 
 /// A value that was not written in the file (a default).

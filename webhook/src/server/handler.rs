@@ -137,6 +137,7 @@ pub async fn validate(
         let decided = tokio::task::spawn_blocking(move || {
             let context = Context {
                 namespaces: worker_state.namespaces.as_ref(),
+                objects: &worker_state.objects,
                 environment: None,
                 // Without a permit the deadline has passed: every policy fails fast.
                 deadline: if permit.is_some() {

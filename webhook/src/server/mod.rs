@@ -5,7 +5,8 @@ mod handler;
 mod reload;
 pub mod tls;
 
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::context_cache::ContextCache;
+use crate::engine::{ContextObjects, Engine, EngineConfig, EngineError, NoObjects};
 use crate::environment::{NamespaceLabels, NoNamespaces};
 use crate::metrics::{Metrics, MetricsError};
 use crate::namespace_cache::NamespaceCache;
@@ -88,6 +89,9 @@ pub struct AppState {
     pub policy_set: ArcSwap<PolicySet>,
     pub namespaces: Arc<dyn NamespaceLabels>,
     pub namespace_cache: Option<Arc<NamespaceCache>>,
+    /// Objects policies may look up (`context` kinds), and their caches for readiness.
+    pub objects: Arc<dyn ContextObjects>,
+    pub context_cache: Option<Arc<ContextCache>>,
     pub request_deadline: Duration,
     /// Bounds concurrent evaluations to the engine's instance pool.
     pub evaluations: Arc<Semaphore>,
@@ -105,6 +109,11 @@ impl AppState {
             && !cache.synced()
         {
             return Err("namespace cache not synced yet");
+        }
+        if let Some(cache) = &self.context_cache
+            && !cache.unsynced().is_empty()
+        {
+            return Err("context caches not synced yet");
         }
         Ok(())
     }
@@ -140,12 +149,29 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         metrics.set_certificate_expiry(&leaf);
     }
 
-    let (namespaces, namespace_cache): (Arc<dyn NamespaceLabels>, _) = match &options.namespaces {
-        NamespaceSource::None => (Arc::new(NoNamespaces), None),
+    let (namespaces, namespace_cache, objects, context_cache): (
+        Arc<dyn NamespaceLabels>,
+        _,
+        Arc<dyn ContextObjects>,
+        _,
+    ) = match &options.namespaces {
+        NamespaceSource::None => {
+            if !set.context_kinds().is_empty() {
+                tracing::warn!("no cluster: context lookups answer \"not found\"");
+            }
+            (Arc::new(NoNamespaces), None, Arc::new(NoObjects), None)
+        }
         NamespaceSource::Kube { kubeconfig } => {
             let client = kube_client(kubeconfig.as_ref()).await?;
-            let cache = Arc::new(NamespaceCache::start(client));
-            (Arc::clone(&cache) as Arc<dyn NamespaceLabels>, Some(cache))
+            let cache = Arc::new(NamespaceCache::start(client.clone()));
+            // Reflectors only for the kinds some policy may look up.
+            let context = Arc::new(ContextCache::start(&client, &set.context_kinds()));
+            (
+                Arc::clone(&cache) as Arc<dyn NamespaceLabels>,
+                Some(cache),
+                Arc::clone(&context) as Arc<dyn ContextObjects>,
+                Some(context),
+            )
         }
     };
 
@@ -153,6 +179,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         policy_set: ArcSwap::from_pointee(set),
         namespaces,
         namespace_cache,
+        objects,
+        context_cache,
         request_deadline: options.request_deadline,
         evaluations: Arc::new(Semaphore::new(
             options.max_concurrent_evaluations.max(1) as usize

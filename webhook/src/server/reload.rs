@@ -131,6 +131,13 @@ async fn reload_policy_set(
     })
     .await;
     match loaded {
+        Ok(Ok(set)) if !new_context_kinds(state, &set).is_empty() => {
+            state.metrics.reload("policy_set", false);
+            tracing::error!(
+                kinds = %new_context_kinds(state, &set).join(", "),
+                "new policy set rejected: it looks up kinds the running server has no cache for; restart to add context kinds (the last good set keeps serving)"
+            );
+        }
         Ok(Ok(set)) => {
             let count = set.policies.len();
             state.metrics.policy_set_loaded(&set);
@@ -163,4 +170,18 @@ fn dir_of(path: &Path) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     std::fs::canonicalize(&parent).unwrap_or(parent)
+}
+
+/// Context kinds `set` needs that no running cache holds (without a cluster, lookups
+/// answer "not found" for every kind, so nothing is missing).
+fn new_context_kinds(state: &AppState, set: &PolicySet) -> Vec<String> {
+    let Some(cache) = &state.context_cache else {
+        return Vec::new();
+    };
+    let running = cache.kinds();
+    set.context_kinds()
+        .into_iter()
+        .filter(|k| !running.contains(k))
+        .map(|k| k.to_string())
+        .collect()
 }

@@ -2,11 +2,13 @@
 //! an AdmissionRequest, decided against the suite's policy set, and the decision is
 //! compared with the expectation. A mismatch is a failure, never a silent pass.
 
-use super::suite::{Case, Expect, SuiteFile};
+use super::suite::{Case, ContextItem, Expect, SuiteFile};
 use crate::admission::{self, Context, Decision};
+use crate::engine::ContextObjects;
 use crate::environment::StaticNamespaces;
 use crate::manifest::{self, RequestSpec};
 use crate::policy_set::{Loader, Policy, PolicySet, first_line};
+use crate::static_objects::StaticObjects;
 use regex::Regex;
 use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,8 @@ pub struct SuiteError(pub String);
 pub struct Runner<'a> {
     loader: Loader<'a>,
     builtin: Option<PolicySet>,
+    /// Context objects every case sees (`test --context FILE...`).
+    shared_context: StaticObjects,
 }
 
 impl<'a> Runner<'a> {
@@ -50,7 +54,14 @@ impl<'a> Runner<'a> {
         Runner {
             loader,
             builtin: None,
+            shared_context: StaticObjects::default(),
         }
+    }
+
+    /// Objects every case may look up, in addition to its own `context`.
+    pub fn with_context(mut self, objects: StaticObjects) -> Self {
+        self.shared_context = objects;
+        self
     }
 
     /// Finds suites: files as given; in directories, every `*.yaml`/`*.yml` whose
@@ -99,7 +110,8 @@ impl<'a> Runner<'a> {
         let mut results = Vec::with_capacity(suite.cases.len());
         for (i, case) in suite.cases.iter().enumerate() {
             let start = Instant::now();
-            let status = run_case(&set, case, &base, i).unwrap_or_else(Status::Error);
+            let status =
+                run_case(&set, case, &base, i, &self.shared_context).unwrap_or_else(Status::Error);
             results.push(CaseResult {
                 suite: file.clone(),
                 name: case.value.name.clone(),
@@ -174,6 +186,7 @@ fn run_case(
     case: &Spanned<Case>,
     base: &Path,
     index: usize,
+    shared_context: &StaticObjects,
 ) -> Result<Status, String> {
     let case = &case.value;
     let object = match (&case.object, &case.file) {
@@ -198,8 +211,17 @@ fn run_case(
     if let (Some(labels), Some(ns)) = (&case.namespace_labels, request.namespace.as_ref()) {
         namespaces.0.insert(ns.clone(), Arc::new(labels.clone()));
     }
+    let mut objects = shared_context.clone();
+    for item in &case.context {
+        match item {
+            ContextItem::File(rel) => objects.insert_file(&base.join(rel))?,
+            ContextItem::Object(map) => objects.insert(&serde_json::Value::Object(map.clone()))?,
+        }
+    }
+    let objects: Arc<dyn ContextObjects> = Arc::new(objects);
     let context = Context {
         namespaces: &namespaces,
+        objects: &objects,
         environment: case.environment.as_deref(),
         deadline: Instant::now() + CASE_DEADLINE,
     };

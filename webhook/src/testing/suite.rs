@@ -68,6 +68,10 @@ pub struct Case {
     /// Force the environment instead of resolving it from the namespace.
     #[serde(default)]
     pub environment: Option<String>,
+    /// Objects the policies may look up: inline objects, or paths of manifest files
+    /// relative to the suite.
+    #[serde(default)]
+    pub context: Vec<ContextItem>,
     /// Replace the settings of the policies under test.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
@@ -81,4 +85,12 @@ pub struct Case {
     /// A regular expression they must match.
     #[serde(default)]
     pub message_regex: Option<String>,
+}
+
+/// A context object inline, or a file of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ContextItem {
+    File(String),
+    Object(serde_json::Map<String, serde_json::Value>),
 }
