@@ -5,7 +5,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plate_policy::admission::{self, Context};
-use plate_policy::engine::{Engine, EngineConfig, Limits};
+use plate_policy::engine::{ContextObjects, Engine, EngineConfig, Limits, NoObjects};
+use std::sync::Arc;
 use plate_policy::environment::NoNamespaces;
 use plate_policy::manifest::{self, RequestSpec};
 use plate_policy::policy_set::{Loader, ModuleCache};
@@ -66,10 +67,12 @@ fn benches(c: &mut Criterion) {
         });
     }
 
+    let objects: Arc<dyn ContextObjects> = Arc::new(NoObjects);
     c.bench_function("decide/builtin-set/deployment-3-containers", |b| {
         b.iter(|| {
             let context = Context {
                 namespaces: &NoNamespaces,
+                objects: &objects,
                 environment: None,
                 deadline: Instant::now() + Duration::from_secs(2),
             };
