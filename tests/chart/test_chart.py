@@ -583,11 +583,47 @@ def test_security_context(chart):
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
 
 
-def test_rbac_is_namespaces_read_only(chart):
-    objs = render_objects(chart)
-    assert one(objs, "ClusterRole")["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
+def expected_rbac(policy_set: dict) -> set[tuple[str, str]]:
+    """{(apiGroup, resource)}: Namespaces plus every kind a policy lists under context."""
+    expected = {("", "namespaces")}
+    for policy in policy_set["spec"]["policies"]:
+        for ctx in policy.get("context") or []:
+            group = ctx["apiVersion"].rsplit("/", 1)[0] if "/" in ctx["apiVersion"] else ""
+            expected.add((group, plural(ctx["kind"])))
+    return expected
+
+
+@pytest.mark.parametrize("env", list(VALUES_FILES))
+def test_rbac_is_read_only_on_namespaces_and_context_kinds(chart, env):
+    values = load_values(env)
+    objs = render_objects(chart, values)
+    rules = one(objs, "ClusterRole")["rules"]
+    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == expected_rbac(merged_values(chart, values)["policySet"])
+    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in rules)
+    assert "Role" not in kinds(objs) and "RoleBinding" not in kinds(objs)
+
+
+def test_rbac_follows_custom_context(chart):
+    values = policy_set_with(
+        {"name": "a", "module": "builtin:x", "match": {"kinds": ["Pod"]}}
+    )
+    rules = one(render_objects(chart, values), "ClusterRole")["rules"]
+    assert rules == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}]
+    values["policySet"]["spec"]["policies"][0]["context"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap"},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass"},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"},
     ]
+    rules = one(render_objects(chart, values), "ClusterRole")["rules"]
+    assert rules == [
+        {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingressclasses", "networkpolicies"], "verbs": ["get", "list", "watch"]},
+    ]
+
+
+def test_rbac_binds_the_service_account(chart):
+    objs = render_objects(chart)
     binding = one(objs, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": one(objs, "ServiceAccount")["metadata"]["name"], "namespace": NAMESPACE}
