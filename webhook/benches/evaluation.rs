@@ -6,12 +6,12 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use plate_policy::admission::{self, Context};
 use plate_policy::engine::{ContextObjects, Engine, EngineConfig, Limits, NoObjects};
-use std::sync::Arc;
 use plate_policy::environment::NoNamespaces;
 use plate_policy::manifest::{self, RequestSpec};
 use plate_policy::policy_set::{Loader, ModuleCache};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn repo_file(rel: &str) -> String {

@@ -96,7 +96,13 @@ impl PolicyOutcome {
             .map(|w| format!("[{}] {w}", self.policy))
             .collect();
         match &self.effect {
-            Effect::Warn(message) => out.push(format!("[{}] {message}", self.policy)),
+            // One warning per violation (policies put one per line).
+            Effect::Warn(message) => out.extend(
+                message
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|line| format!("[{}] {line}", self.policy)),
+            ),
             Effect::FailOpen(e) => {
                 out.push(format!("[{}] policy failed (ignored): {e}", self.policy))
             }
@@ -251,9 +257,16 @@ pub fn decide(
             outcomes.push(evaluate(policy, &tail, context));
         }
     }
+    // Warnings are cut to Kubernetes' advised length; the log keeps the full text.
     for o in &outcomes {
-        if let Effect::Audit(message) = &o.effect {
-            tracing::info!(policy = &*o.policy, %message, "audit-mode violation");
+        match &o.effect {
+            Effect::Audit(message) => {
+                tracing::info!(policy = &*o.policy, %message, "audit-mode violation")
+            }
+            Effect::Warn(message) => {
+                tracing::info!(policy = &*o.policy, %message, "warn-mode violation")
+            }
+            _ => {}
         }
     }
     Decision {
@@ -318,7 +331,9 @@ fn evaluate(policy: &Policy, tail: &[u8], context: &Context<'_>) -> PolicyOutcom
         memory_mib: policy.limits.memory_mib,
     };
     let head = [b"{\"settings\":".as_slice(), &policy.settings_json, tail];
-    let scope = (!policy.context.is_empty()).then(|| LookupScope {
+    // Every evaluation gets a scope, so a lookup by a policy with no `context` is
+    // refused, logged and counted like any other refusal.
+    let scope = Some(LookupScope {
         policy: Arc::clone(&policy.name),
         allowed: Arc::clone(&policy.context),
         objects: Arc::clone(context.objects),

@@ -6,7 +6,7 @@
 //! checked: debugging a pod must not be blocked by the pod's existing images.
 
 use plate_policy_sdk::pattern::glob_match;
-use plate_policy_sdk::workload::{ContainerSection, containers};
+use plate_policy_sdk::workload::containers_under_review;
 use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
 
@@ -19,6 +19,14 @@ pub struct Settings {
     /// Repositories (globs over the full name, e.g. `registry.k8s.io/pause`) that are exempt.
     #[serde(default)]
     pub exempt_images: Vec<String>,
+    /// On UPDATE, judge only new or changed images, so an existing violation does
+    /// not block unrelated updates (Kyverno's `allowExistingViolations`).
+    #[serde(default = "yes")]
+    pub allow_existing_violations: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_forbidden_tags() -> Vec<String> {
@@ -30,6 +38,7 @@ impl Default for Settings {
         Settings {
             forbidden_tags: default_forbidden_tags(),
             exempt_images: Vec::new(),
+            allow_existing_violations: true,
         }
     }
 }
@@ -54,21 +63,14 @@ impl PolicySettings for Settings {
 }
 
 pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
-    let Some(object) = req.request.object.as_ref() else {
-        return Verdict::allow();
-    };
-    let list = match containers(&req.request.kind.kind, object.get()) {
+    let list = match containers_under_review(&req.request, req.settings.allow_existing_violations) {
         Ok(list) => list,
         Err(e) => return Verdict::error(e),
     };
     let env = req.environment_name();
     let settings = &req.settings;
-    let only_ephemeral = req.request.sub_resource.as_deref() == Some("ephemeralcontainers");
     let mut violations = Vec::new();
     for container in &list {
-        if only_ephemeral && container.section != ContainerSection::EphemeralContainers {
-            continue;
-        }
         let Some(image) = container.image.as_deref() else {
             continue;
         };

@@ -205,40 +205,40 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     let namespace = req.request.namespace.as_deref().unwrap_or("");
     let mut references = Vec::new();
     let annotations = &object.metadata.annotations;
-    if let Some(name) = annotations.get(CLUSTER_ISSUER_ANNOTATION) {
-        references.push(Reference {
-            place: format!("annotation {CLUSTER_ISSUER_ANNOTATION:?}"),
-            kind: "ClusterIssuer".into(),
-            name: name.clone(),
-            resolvable: true,
-        });
-    }
-    if let Some(name) = annotations.get(ISSUER_ANNOTATION) {
-        // cert-manager's ingress-shim also honours issuer-kind/issuer-group.
-        let kind = annotations
-            .get("cert-manager.io/issuer-kind")
-            .cloned()
-            .unwrap_or_else(|| "Issuer".into());
-        let group = annotations.get("cert-manager.io/issuer-group");
-        references.push(Reference {
-            place: format!("annotation {ISSUER_ANNOTATION:?}"),
-            resolvable: group.is_none_or(|g| g == CERT_MANAGER_GROUP)
-                && matches!(kind.as_str(), "Issuer" | "ClusterIssuer"),
-            kind,
-            name: name.clone(),
-        });
+    // cert-manager's ingress-shim: `issuer-kind` and `issuer-group` override the kind
+    // and group for either annotation; empty values mean the defaults.
+    let kind_override = annotations
+        .get("cert-manager.io/issuer-kind")
+        .filter(|k| !k.is_empty());
+    let group_override = annotations
+        .get("cert-manager.io/issuer-group")
+        .filter(|g| !g.is_empty());
+    for (annotation, default_kind) in [
+        (CLUSTER_ISSUER_ANNOTATION, "ClusterIssuer"),
+        (ISSUER_ANNOTATION, "Issuer"),
+    ] {
+        if let Some(name) = annotations.get(annotation) {
+            let kind = kind_override
+                .cloned()
+                .unwrap_or_else(|| default_kind.into());
+            references.push(Reference {
+                place: format!("annotation {annotation:?}"),
+                resolvable: is_cert_manager(group_override.map(String::as_str), &kind),
+                kind,
+                name: name.clone(),
+            });
+        }
     }
     if matches!(kind, "Certificate" | "CertificateRequest")
         && let Some(issuer_ref) = object.spec.and_then(|s| s.issuer_ref)
     {
-        let kind = issuer_ref.kind.unwrap_or_else(|| "Issuer".into());
+        let kind = issuer_ref
+            .kind
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "Issuer".into());
         references.push(Reference {
             place: "spec.issuerRef".into(),
-            resolvable: issuer_ref
-                .group
-                .as_deref()
-                .is_none_or(|g| g.is_empty() || g == CERT_MANAGER_GROUP)
-                && matches!(kind.as_str(), "Issuer" | "ClusterIssuer"),
+            resolvable: is_cert_manager(issuer_ref.group.as_deref(), &kind),
             kind,
             name: issuer_ref.name,
         });
@@ -262,6 +262,25 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     let mut verdict = Verdict::deny_all(violations);
     verdict.warnings = warnings;
     verdict
+}
+
+/// A violation when the issuer's name marks it as staging.
+fn by_name(reference: &Reference, settings: &Settings, fix: &str) -> Option<Judgement> {
+    let Reference {
+        place, kind, name, ..
+    } = reference;
+    settings.staging_by_name(name).then(|| {
+        Judgement::Violation(format!(
+            "{place} names {kind} {name:?}, a staging issuer by its name (certificates browsers reject); {fix}"
+        ))
+    })
+}
+
+/// An issuer cert-manager itself implements (so plate-policy can look it up), as
+/// opposed to an external issuer of another API group.
+fn is_cert_manager(group: Option<&str>, kind: &str) -> bool {
+    group.is_none_or(|g| g.is_empty() || g == CERT_MANAGER_GROUP)
+        && matches!(kind, "Issuer" | "ClusterIssuer")
 }
 
 fn judge(
@@ -293,14 +312,18 @@ fn judge(
             Judgement::Fine
         });
     }
-    if settings.staging_by_name(name) {
-        return Ok(Judgement::Violation(format!(
-            "{place} names {kind} {name:?}, a staging issuer by its name (certificates browsers reject); {fix}"
-        )));
+    if let Some(judgement) = by_name(reference, settings, fix) {
+        return Ok(judgement);
     }
-    let unknown = format!(
-        "{place} names {kind} {name:?}, which plate-policy cannot find, so it cannot tell whether it is a staging issuer"
-    );
+    let unknown = if reference.resolvable {
+        format!(
+            "{place} names {kind} {name:?}, which plate-policy cannot find, so it cannot tell whether it is a staging issuer"
+        )
+    } else {
+        format!(
+            "{place} names {kind} {name:?} of another API group (an external issuer), which plate-policy cannot inspect"
+        )
+    };
     Ok(match settings.unknown_issuer {
         UnknownIssuer::Allow => Judgement::Fine,
         UnknownIssuer::Warn => Judgement::Warning(unknown),

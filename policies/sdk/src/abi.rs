@@ -30,10 +30,9 @@ pub unsafe fn input<'a>(ptr: i32, len: i32) -> &'a [u8] {
 
 /// Serializes `value` into a leaked buffer and packs `(ptr << 32) | len` for the host.
 pub fn output<T: Serialize>(value: &T) -> i64 {
-    let bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
-        // A verdict always serializes; keep a defined answer if it ever does not.
-        format!(r#"{{"allowed":false,"message":"policy could not encode its verdict: {e}"}}"#)
-            .into_bytes()
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| {
+        // A verdict always serializes; keep a defined answer (a policy error) if not.
+        br#"{"allowed":false,"error":"the policy could not encode its verdict"}"#.to_vec()
     });
     let len = bytes.len() as i64;
     let ptr = bytes.as_ptr() as usize as i64;

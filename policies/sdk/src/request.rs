@@ -119,12 +119,13 @@ impl Verdict {
         }
     }
 
-    /// Several violations become one denial listing each, separated by `; `.
+    /// Several violations become one verdict, one per line: the host shows a
+    /// denial as these lines and turns each line into its own warning in warn mode.
     pub fn deny_all(messages: Vec<String>) -> Self {
         if messages.is_empty() {
             Verdict::allow()
         } else {
-            Verdict::deny(messages.join("; "))
+            Verdict::deny(messages.join("\n"))
         }
     }
 

@@ -145,6 +145,39 @@ pub fn containers(kind: &str, object: &str) -> Result<Vec<ContainerRef>, String>
         .collect())
 }
 
+/// The containers a request asks a policy to judge:
+/// - on the `ephemeralcontainers` subresource (what `kubectl debug` uses) only
+///   ephemeral containers, the only ones that can change there;
+/// - on an UPDATE with `allow_existing_violations`, only containers that are new or
+///   whose image changed: a violation that already exists does not block unrelated
+///   updates (a label change, a controller removing a finalizer), as Kyverno's
+///   `allowExistingViolations` does. New and changed images are always judged.
+pub fn containers_under_review(
+    request: &crate::AdmissionRequest,
+    allow_existing_violations: bool,
+) -> Result<Vec<ContainerRef>, String> {
+    let kind = request.kind.kind.as_str();
+    let Some(object) = request.object.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut list = containers(kind, object.get())?;
+    if request.sub_resource.as_deref() == Some("ephemeralcontainers") {
+        list.retain(|c| c.section == ContainerSection::EphemeralContainers);
+    }
+    if allow_existing_violations && request.operation == "UPDATE" {
+        if let Some(old) = request.old_object.as_ref().filter(|o| o.get() != "null") {
+            // An unreadable old object hides nothing: judge every container.
+            let before = containers(kind, old.get()).unwrap_or_default();
+            list.retain(|c| {
+                !before
+                    .iter()
+                    .any(|b| b.section == c.section && b.name == c.name && b.image == c.image)
+            });
+        }
+    }
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

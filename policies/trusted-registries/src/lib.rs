@@ -10,7 +10,7 @@
 //! kind; on the `ephemeralcontainers` subresource (`kubectl debug`) only ephemeral
 //! containers can change, so only they are checked.
 
-use plate_policy_sdk::workload::{ContainerSection, containers};
+use plate_policy_sdk::workload::containers_under_review;
 use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
 use serde::Deserialize;
 
@@ -20,6 +20,14 @@ pub struct Settings {
     /// Trusted registry hosts, or host/path prefixes.
     #[serde(default = "default_registries")]
     pub registries: Vec<String>,
+    /// On UPDATE, judge only new or changed images, so an existing violation does
+    /// not block unrelated updates (Kyverno's `allowExistingViolations`).
+    #[serde(default = "yes")]
+    pub allow_existing_violations: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_registries() -> Vec<String> {
@@ -30,6 +38,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             registries: default_registries(),
+            allow_existing_violations: true,
         }
     }
 }
@@ -116,10 +125,7 @@ impl Trusted {
 }
 
 pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
-    let Some(object) = req.request.object.as_ref() else {
-        return Verdict::allow();
-    };
-    let list = match containers(&req.request.kind.kind, object.get()) {
+    let list = match containers_under_review(&req.request, req.settings.allow_existing_violations) {
         Ok(list) => list,
         Err(e) => return Verdict::error(e),
     };
@@ -134,12 +140,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     }
     let env = req.environment_name();
     let names = settings.registries.join(", ");
-    let only_ephemeral = req.request.sub_resource.as_deref() == Some("ephemeralcontainers");
     let mut violations = Vec::new();
     for container in &list {
-        if only_ephemeral && container.section != ContainerSection::EphemeralContainers {
-            continue;
-        }
         let Some(image) = container.image.as_deref() else {
             continue;
         };

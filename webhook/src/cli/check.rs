@@ -23,9 +23,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "ENV")]
     pub env: String,
     /// Objects policies may look up (e.g. ClusterIssuers), from manifest files.
-    #[arg(long = "context", value_name = "FILE", num_args = 1..)]
+    #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
-    /// Namespace for objects that name none (default: their own, else `default`).
+    /// Put every namespaced object in this namespace (default: its own
+    /// metadata.namespace, else `default`).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
     #[command(flatten)]
@@ -115,7 +116,12 @@ pub fn run(args: &CheckArgs) -> u8 {
         let target = object_ref(&request);
         for outcome in &decision.outcomes {
             let (verdict, message) = match &outcome.effect {
-                Effect::Pass => continue,
+                Effect::Pass => {
+                    for w in &outcome.warnings {
+                        println!("WARN  {}  {target}  {w}", outcome.policy);
+                    }
+                    continue;
+                }
                 Effect::Deny(m) => ("DENY", m.clone()),
                 Effect::Warn(m) => ("WARN", m.clone()),
                 Effect::Audit(m) => ("AUDIT", m.clone()),

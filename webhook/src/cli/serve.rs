@@ -79,7 +79,11 @@ pub fn run(args: &ServeArgs) -> u8 {
         Err(e) => {
             tracing::error!(error = %e, "server failed");
             eprintln!("error: {e}");
-            1
+            // Bad input (policy set, certificate files) is 2, as for the other commands.
+            match e {
+                server::ServeError::PolicySet(_) | server::ServeError::Tls(_) => EXIT_BAD_INPUT,
+                _ => 1,
+            }
         }
     }
 }

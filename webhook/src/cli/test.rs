@@ -17,7 +17,7 @@ pub struct TestArgs {
     #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"])]
     pub output: Vec<String>,
     /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
-    #[arg(long = "context", value_name = "FILE", num_args = 1..)]
+    #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
 }
 
@@ -73,7 +73,6 @@ pub fn run(args: &TestArgs) -> u8 {
     })
     .with_context(context);
     let mut results: Vec<CaseResult> = Vec::new();
-    let mut bad_suites = 0usize;
     for suite in &suites {
         match runner.run_suite(suite) {
             Ok(cases) => {
@@ -83,8 +82,14 @@ pub fn run(args: &TestArgs) -> u8 {
                 results.extend(cases);
             }
             Err(e) => {
-                bad_suites += 1;
                 println!("ERROR {e}");
+                results.push(CaseResult {
+                    suite: suite.display().to_string(),
+                    name: "(the suite file)".into(),
+                    line: 0,
+                    status: Status::Error(e.to_string()),
+                    duration: std::time::Duration::ZERO,
+                });
             }
         }
     }
@@ -99,8 +104,7 @@ pub fn run(args: &TestArgs) -> u8 {
     let errors = results
         .iter()
         .filter(|r| matches!(r.status, Status::Error(_)))
-        .count()
-        + bad_suites;
+        .count();
     if let Some(file) = junit_file {
         match junit::report(&results).and_then(|xml| write_report(&file, &xml)) {
             Ok(()) => {}

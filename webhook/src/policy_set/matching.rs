@@ -34,6 +34,14 @@ impl KindSelector {
         if group.contains('/') {
             return Err(bad("a version does not belong here"));
         }
+        if group.contains('*') {
+            return Err(bad(
+                "the group cannot be a pattern; use * alone for every kind",
+            ));
+        }
+        if kind != "*" && kind.contains('*') {
+            return Err(bad("a kind is a name or *, not a pattern"));
+        }
         if kind != "*" && !kind.starts_with(|c: char| c.is_ascii_uppercase()) {
             return Err(bad("kinds start with an uppercase letter"));
         }
@@ -172,7 +180,15 @@ mod tests {
 
     #[test]
     fn bad_selectors_are_explained() {
-        for bad in ["pod", "apps/v1/Deployment", "core/Pod", "", "apps/"] {
+        for bad in [
+            "pod",
+            "apps/v1/Deployment",
+            "core/Pod",
+            "",
+            "apps/",
+            "*/Pod",
+            "De*ployment",
+        ] {
             assert!(
                 KindSelector::parse(bad).is_err(),
                 "{bad:?} should be rejected"

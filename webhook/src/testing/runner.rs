@@ -206,6 +206,15 @@ fn run_case(
             uid: &uid,
         },
     )?;
+    if let Some(env) = &case.environment {
+        let known = set.environments.known_environments();
+        if !known.contains(env) {
+            return Err(format!(
+                "environment {env:?} is not an environment of the policy set (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
     let set = with_overrides(set, case)?;
     let mut namespaces = StaticNamespaces::default();
     if let (Some(labels), Some(ns)) = (&case.namespace_labels, request.namespace.as_ref()) {

@@ -1,0 +1,29 @@
+-- wrk script: POST a realistic mix of AdmissionReviews to /validate over keep-alive
+-- connections, round-robin: a 3-container Deployment (allowed), a Pod with a latest
+-- image (denied), an Ingress (allowed), a labelled Namespace (allowed) and a
+-- Certificate with a staging issuer (denied). REVIEWS_DIR names their directory.
+local dir = os.getenv("REVIEWS_DIR") or "bench/reviews"
+local names = {"deployment-allowed", "pod-denied", "ingress-allowed", "namespace-allowed", "certificate-denied"}
+local requests = {}
+local counter = 0
+
+function init(args)
+  for i, name in ipairs(names) do
+    local f = assert(io.open(dir .. "/" .. name .. ".json", "rb"))
+    local body = f:read("*a")
+    f:close()
+    requests[i] = wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, body)
+  end
+end
+
+function request()
+  counter = counter + 1
+  return requests[(counter % #requests) + 1]
+end
+
+-- A non-200 answer is an error: count it so the report shows it.
+function response(status, headers, body)
+  if status ~= 200 then
+    wrk.thread:set("bad", (wrk.thread:get("bad") or 0) + 1)
+  end
+end
