@@ -29,5 +29,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test (unit, end-to-end)"
 cargo test --workspace
 
+step "Helm chart: render with Helm's engine, lint, validate against Kubernetes schemas"
+bash scripts/chart-tests.sh
+
 step "plate-policy test policies (policy suites)"
 cargo run --quiet -p plate-policy -- test policies

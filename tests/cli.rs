@@ -73,7 +73,15 @@ fn check_denies_latest_in_prod_and_allows_it_in_stg() {
         out.contains("DENY  no-latest-tag  Deployment/plate-prod/plate-api  container \"api\" uses image \"harbor.cocdev.co.kr/plate/plate-api:latest\""),
         "{out}"
     );
-    assert!(!out.contains("plate-web"), "nginx:1.25 must pass: {out}");
+    assert!(
+        !out.contains("DENY  no-latest-tag  Deployment/plate-prod/plate-web"),
+        "nginx:1.25 is pinned: {out}"
+    );
+    // The advisory rule reports Docker Hub without denying.
+    assert!(
+        out.contains("WARN  trusted-registries  Deployment/plate-prod/plate-web"),
+        "{out}"
+    );
     assert!(
         out.contains("require-namespace-labels  Namespace/fe-web-prod"),
         "{out}"

@@ -558,7 +558,7 @@ def test_cert_manager_mode(chart):
     assert ca_issuer["spec"]["ca"]["secretName"] == ca_cert["spec"]["secretName"]
     assert serving["spec"]["issuerRef"]["name"] == "plate-policy-ca"
     assert serving["spec"]["duration"] == "2160h"
-    assert serving["spec"]["renewBefore"] == "360h"
+    assert serving["spec"]["renewBefore"] == "720h"
     assert "plate-policy.plate-system.svc" in serving["spec"]["dnsNames"]
     # The Certificate's Secret is what the pod mounts at /etc/plate-policy/tls.
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
@@ -846,7 +846,10 @@ def test_schema_accepts_the_values_files(chart, env):
 def test_default_policy_set_is_policies_yaml(chart):
     """Drift guard: values.yaml carries a copy of policies/policies.yaml."""
     builtin = yaml.safe_load((ROOT / "policies" / "policies.yaml").read_text())
-    assert chart.values["policySet"] == builtin
+    assert chart.values["policySet"] == builtin, (
+        "charts/plate-policy/values.yaml policySet differs from policies/policies.yaml: "
+        "run .venv/bin/python scripts/sync-chart-policy-set.py"
+    )
     rendered = one(render_objects(chart), "ConfigMap", "plate-policy-policies")
     assert yaml.safe_load(rendered["data"]["policies.yaml"]) == builtin
 

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
+
 /// Kubernetes advises warnings under 120 characters; longer ones are cut here.
 pub const MAX_WARNING_CHARS: usize = 119;
 
@@ -364,4 +366,59 @@ fn evaluate(policy: &Policy, tail: &[u8], context: &Context<'_>) -> PolicyOutcom
             }
         }
     }
+}
+
+/// The envelope of an AdmissionReview, checked before the request is decoded so the
+/// error names the first thing that is wrong.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(borrow, default)]
+    request: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Parses and checks an AdmissionReview body; the error says what is wrong.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    match envelope.kind.as_deref() {
+        Some("AdmissionReview") => {}
+        Some(other) => return Err(format!("kind is {other:?}, expected \"AdmissionReview\"")),
+        None => return Err("kind is missing, expected \"AdmissionReview\"".into()),
+    }
+    match envelope.api_version.as_deref() {
+        Some(ADMISSION_API_VERSION) => {}
+        other => {
+            return Err(format!(
+                "apiVersion {:?} is not supported; send {ADMISSION_API_VERSION} (admissionReviewVersions: [v1])",
+                other.unwrap_or("")
+            ));
+        }
+    }
+    let raw = match envelope.request {
+        Some(raw) if raw.get() != "null" => raw,
+        _ => return Err("the AdmissionReview has no request".into()),
+    };
+    let uid_missing = serde_json::from_str::<UidOnly>(raw.get())
+        .map(|r| r.uid.is_none_or(|u| u.is_empty()))
+        .unwrap_or(false);
+    if uid_missing {
+        return Err("request.uid is missing or empty".into());
+    }
+    let review: kube::core::admission::AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body)
+            .map_err(|e| format!("request is not a valid AdmissionRequest: {e}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_string())
+}
+
+#[derive(serde::Deserialize)]
+struct UidOnly {
+    #[serde(default)]
+    uid: Option<String>,
 }

@@ -298,7 +298,14 @@ fn judge(
         } else {
             namespace
         };
-        lookup::<Issuer>(CERT_MANAGER_API, kind, scope, name)?
+        match lookup::<Issuer>(CERT_MANAGER_API, kind, scope, name) {
+            Ok(found) => found,
+            // Refused (the policy set lists no such `context` kind) or unavailable:
+            // judge by name as before lookups existed, and say why.
+            Err(e) => {
+                return Ok(by_name(reference, settings, fix).unwrap_or(Judgement::Warning(e)));
+            }
+        }
     } else {
         None
     };
