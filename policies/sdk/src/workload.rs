@@ -164,16 +164,17 @@ pub fn containers_under_review(
     if request.sub_resource.as_deref() == Some("ephemeralcontainers") {
         list.retain(|c| c.section == ContainerSection::EphemeralContainers);
     }
-    if allow_existing_violations && request.operation == "UPDATE" {
-        if let Some(old) = request.old_object.as_ref().filter(|o| o.get() != "null") {
-            // An unreadable old object hides nothing: judge every container.
-            let before = containers(kind, old.get()).unwrap_or_default();
-            list.retain(|c| {
-                !before
-                    .iter()
-                    .any(|b| b.section == c.section && b.name == c.name && b.image == c.image)
-            });
-        }
+    if allow_existing_violations
+        && request.operation == "UPDATE"
+        && let Some(old) = request.old_object.as_ref().filter(|o| o.get() != "null")
+    {
+        // An unreadable old object hides nothing: judge every container.
+        let before = containers(kind, old.get()).unwrap_or_default();
+        list.retain(|c| {
+            !before
+                .iter()
+                .any(|b| b.section == c.section && b.name == c.name && b.image == c.image)
+        });
     }
     Ok(list)
 }
