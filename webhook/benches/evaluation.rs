@@ -73,6 +73,8 @@ fn benches(c: &mut Criterion) {
             let context = Context {
                 namespaces: &NoNamespaces,
                 objects: &objects,
+                raw_request: None,
+                raw_request: None,
                 environment: None,
                 deadline: Instant::now() + Duration::from_secs(2),
             };

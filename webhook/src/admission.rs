@@ -198,6 +198,8 @@ pub struct Context<'a> {
     pub environment: Option<&'a str>,
     /// Objects policies may look up (each only the kinds its entry lists).
     pub objects: &'a Arc<dyn ContextObjects>,
+    /// The request's JSON as received, if there is one; otherwise it is encoded.
+    pub raw_request: Option<&'a [u8]>,
     /// The request must be decided by this instant; later policies fail.
     pub deadline: Instant,
 }
@@ -254,7 +256,12 @@ pub fn decide(
 
     let mut outcomes = Vec::with_capacity(selected.len());
     if !selected.is_empty() {
-        let tail = input_tail(request, environment.as_deref(), labels.as_deref());
+        let tail = input_tail(
+            request,
+            context.raw_request,
+            environment.as_deref(),
+            labels.as_deref(),
+        );
         for policy in selected {
             outcomes.push(evaluate(policy, &tail, context));
         }
@@ -284,6 +291,7 @@ pub fn decide(
 /// `{"settings":<its settings>` followed by this.
 fn input_tail(
     request: &AdmissionRequest<DynamicObject>,
+    raw_request: Option<&[u8]>,
     environment: Option<&str>,
     labels: Option<&BTreeMap<String, String>>,
 ) -> Vec<u8> {
@@ -295,8 +303,13 @@ fn input_tail(
     tail.extend_from_slice(b",\"namespaceLabels\":");
     let _ = serde_json::to_writer(&mut tail, labels.unwrap_or(&empty));
     tail.extend_from_slice(b",\"request\":");
-    if serde_json::to_writer(&mut tail, request).is_err() {
-        tail.extend_from_slice(b"null");
+    match raw_request {
+        Some(raw) => tail.extend_from_slice(raw),
+        None => {
+            if serde_json::to_writer(&mut tail, request).is_err() {
+                tail.extend_from_slice(b"null");
+            }
+        }
     }
     tail.push(b'}');
     tail
@@ -381,8 +394,20 @@ struct Envelope<'a> {
     request: Option<&'a serde_json::value::RawValue>,
 }
 
+/// A decoded AdmissionReview and where its `request` lies in the body, so policies
+/// get the request exactly as the API server sent it, without re-encoding.
+pub struct ParsedReview {
+    pub request: AdmissionRequest<DynamicObject>,
+    pub raw_request: std::ops::Range<usize>,
+}
+
 /// Parses and checks an AdmissionReview body; the error says what is wrong.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    parse_review_raw(body).map(|parsed| parsed.request)
+}
+
+/// [`parse_review`], also returning the byte range of the raw `request`.
+pub fn parse_review_raw(body: &[u8]) -> Result<ParsedReview, String> {
     let envelope: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
     match envelope.kind.as_deref() {
@@ -400,21 +425,37 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Stri
         }
     }
     let raw = match envelope.request {
-        Some(raw) if raw.get() != "null" => raw,
+        Some(raw) if raw.get() != "null" => raw.get(),
         _ => return Err("the AdmissionReview has no request".into()),
     };
-    let uid_missing = serde_json::from_str::<UidOnly>(raw.get())
-        .map(|r| r.uid.is_none_or(|u| u.is_empty()))
-        .unwrap_or(false);
-    if uid_missing {
+    // The raw text is a slice of `body` (the envelope borrows it).
+    let start = (raw.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    let raw_request = start..start + raw.len();
+    let mut request: AdmissionRequest<DynamicObject> = match serde_json::from_str(raw) {
+        Ok(request) => request,
+        Err(e) => {
+            // Name the most common omission precisely.
+            let uid_missing = serde_json::from_str::<UidOnly>(raw)
+                .map(|r| r.uid.is_none())
+                .unwrap_or(false);
+            return Err(if uid_missing {
+                "request.uid is missing or empty".into()
+            } else {
+                format!("request is not a valid AdmissionRequest: {e}")
+            });
+        }
+    };
+    if request.uid.is_empty() {
         return Err("request.uid is missing or empty".into());
     }
-    let review: kube::core::admission::AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body)
-            .map_err(|e| format!("request is not a valid AdmissionRequest: {e}"))?;
-    review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())
+    request.types = kube::core::TypeMeta {
+        api_version: ADMISSION_API_VERSION.into(),
+        kind: "AdmissionReview".into(),
+    };
+    Ok(ParsedReview {
+        request,
+        raw_request,
+    })
 }
 
 #[derive(serde::Deserialize)]

@@ -109,6 +109,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         let context = Context {
             namespaces: &NoNamespaces,
             objects: &lookups,
+            raw_request: None,
             environment: Some(&args.env),
             deadline: Instant::now() + Duration::from_secs(10),
         };

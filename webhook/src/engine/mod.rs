@@ -27,6 +27,12 @@ use wasmtime::{
 /// How often the epoch advances; time limits are rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// Bytes at the start of each pooled linear memory that stay mapped between
+/// instances (reset by memset instead of being unmapped): a policy built with the
+/// SDK keeps its 64 KiB stack, data and first heap pages there, so a fresh instance
+/// does not page-fault them in again.
+const KEEP_RESIDENT_BYTES: usize = 256 << 10;
+
 /// The largest memory limit a policy may ask for.
 pub const MAX_MEMORY_MIB: u64 = 1024;
 
@@ -115,7 +121,7 @@ impl Engine {
             .max_tables_per_module(1)
             .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
             // Keep a little of each slot's memory mapped so reuse needs no page faults.
-            .linear_memory_keep_resident(64 << 10);
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
         let mut wasm_config = Config::new();
         wasm_config
             .epoch_interruption(true)

@@ -220,6 +220,7 @@ impl Loader<'_> {
             problems: vec![p],
         })?;
         let mut problems = Vec::new();
+        self.precompile(&parsed, base);
         let set = self.check(file, parsed, base, &mut problems);
         match set {
             Some(set) if problems.is_empty() => Ok(set),
@@ -429,6 +430,18 @@ impl Loader<'_> {
     }
 
     fn module(&self, reference: &str, base: Option<&Path>) -> Result<Arc<PolicyModule>, String> {
+        let (label, bytes) = self.module_bytes(reference, base)?;
+        self.cache
+            .get_or_load(self.engine, &bytes)
+            .map_err(|e| format!("{label} {e}"))
+    }
+
+    /// The bytes of a module reference and how to name it in messages.
+    fn module_bytes(
+        &self,
+        reference: &str,
+        base: Option<&Path>,
+    ) -> Result<(String, std::borrow::Cow<'static, [u8]>), String> {
         if let Some(name) = reference.strip_prefix(BUILTIN_PREFIX) {
             let bytes = builtin::module(name).ok_or_else(|| {
                 format!(
@@ -436,10 +449,7 @@ impl Loader<'_> {
                     builtin::module_names().join(", ")
                 )
             })?;
-            return self
-                .cache
-                .get_or_load(self.engine, bytes)
-                .map_err(|e| format!("built-in module {name:?} {e}"));
+            return Ok((format!("built-in module {name:?}"), bytes.into()));
         }
         let base = base.ok_or_else(|| {
             format!("{reference:?}: only {BUILTIN_PREFIX}NAME modules can be used here")
@@ -447,9 +457,32 @@ impl Loader<'_> {
         let path: PathBuf = base.join(reference);
         let bytes = std::fs::read(&path)
             .map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
-        self.cache
-            .get_or_load(self.engine, &bytes)
-            .map_err(|e| format!("module {} {e}", path.display()))
+        Ok((format!("module {}", path.display()), bytes.into()))
+    }
+
+    /// Compiles every module the set names, on all cores: compiling is most of the
+    /// time a server takes to become ready. Errors are reported later, per entry.
+    fn precompile(&self, parsed: &PolicySetFile, base: Option<&Path>) {
+        let mut sources: Vec<std::borrow::Cow<'static, [u8]>> = parsed
+            .spec
+            .policies
+            .iter()
+            .filter_map(|e| self.module_bytes(&e.value.module.value, base).ok())
+            .map(|(_, bytes)| bytes)
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = sources.len().div_ceil(workers.max(1)).max(1);
+        std::thread::scope(|scope| {
+            for part in sources.chunks(chunk) {
+                scope.spawn(move || {
+                    for bytes in part {
+                        let _ = self.cache.get_or_load(self.engine, bytes);
+                    }
+                });
+            }
+        });
     }
 }
 

@@ -2,7 +2,7 @@
 //! health port's `/healthz` and `/readyz`.
 
 use super::AppState;
-use crate::admission::{self, Context, parse_review};
+use crate::admission::{self, Context, parse_review_raw};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -47,8 +47,8 @@ pub async fn validate(
             return rejection.into_response();
         }
     };
-    let request = match parse_review(&body) {
-        Ok(request) => request,
+    let (request, raw_request) = match parse_review_raw(&body) {
+        Ok(parsed) => (parsed.request, parsed.raw_request),
         Err(message) => return bad_request(&state, StatusCode::BAD_REQUEST, message),
     };
     let span = tracing::info_span!(
@@ -80,6 +80,7 @@ pub async fn validate(
             let context = Context {
                 namespaces: worker_state.namespaces.as_ref(),
                 objects: &worker_state.objects,
+                raw_request: body.get(raw_request),
                 environment: None,
                 // Without a permit the deadline has passed: every policy fails fast.
                 deadline: if permit.is_some() {

@@ -231,6 +231,7 @@ fn run_case(
     let context = Context {
         namespaces: &namespaces,
         objects: &objects,
+        raw_request: None,
         environment: case.environment.as_deref(),
         deadline: Instant::now() + CASE_DEADLINE,
     };
