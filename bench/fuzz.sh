@@ -45,8 +45,8 @@ for target in "${TARGETS[@]}"; do
   echo "== $target: $((end - start)) s wall, exit $status"
   # (libtest's progress dots may precede a line: match anywhere.)
   grep -o 'property .*' "$log" | sed 's/^/  /'
-  grep -o 'property .*' "$log" | awk -v t="$target" '{ n += $3; secs = ($6 > secs ? $6 : secs) }
-    END { printf "  %s total: %d cases in %.0f s\n", t, n, secs }' "$log"
+  grep -o 'property .*' "$log" | awk -v t="$target" '{ n += $3; if ($6 + 0 > secs) secs = $6 + 0 }
+    END { if (NR) printf "  %s total: %d cases in %.0f s\n", t, n, secs }'
   if [ "$status" -ne 0 ]; then
     failed=1
     echo "  FAILED:"

@@ -187,3 +187,35 @@ fn no_state_survives_between_evaluations() {
         assert_eq!(verdict.map(|v| v.allowed), Ok(true), "evaluation {i}");
     }
 }
+
+#[test]
+fn compiled_modules_are_reused_from_the_cache_directory() {
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let wasm = Hostile::AllowAll.wasm();
+    let first = engine
+        .load_cached(&wasm, Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(evaluate(&first, LIMITS), Ok(true));
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let second = engine
+        .load_cached(&wasm, Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(evaluate(&second, LIMITS), Ok(true));
+
+    // A damaged file is ignored (and replaced), never trusted.
+    std::fs::write(&files[0], b"not compiled code").unwrap_or_else(|e| panic!("{e}"));
+    let third = engine
+        .load_cached(&wasm, Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(evaluate(&third, LIMITS), Ok(true));
+    assert_ne!(
+        std::fs::read(&files[0]).unwrap_or_default(),
+        b"not compiled code"
+    );
+}

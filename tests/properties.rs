@@ -22,7 +22,7 @@
 //! so it can be copied into the corpus; proptest also records its seed in
 //! `tests/proptest-regressions/<target>.txt`, replayed first on the next run.
 
-use plate_policy::admission::{self, Context, MAX_WARNING_CHARS};
+use plate_policy::admission::{self, Context, Effect, MAX_WARNING_CHARS};
 use plate_policy::engine::{ContextObjects, Engine, EngineConfig, NoObjects};
 use plate_policy::environment::NoNamespaces;
 use plate_policy::policy_set::{Loader, ModuleCache, PolicySet};
@@ -331,28 +331,81 @@ fn loader() -> Loader<'static> {
 
 /// The property: never a panic; a bad body is an `Err` with a message; a good one
 /// is decided and answered with a serializable AdmissionReview echoing the uid.
+/// Each accepted review is decided twice: as the server does (`parse_review_raw`,
+/// policies get the request's raw bytes) and as `check` does (the request
+/// re-encoded); both answers must be valid and agree.
 fn check_admission(body: &[u8]) {
-    let request = match admission::parse_review(body) {
-        Ok(request) => request,
+    let parsed = match admission::parse_review_raw(body) {
+        Ok(parsed) => parsed,
         Err(message) => {
             tally(false);
             assert!(!message.trim().is_empty(), "an empty error message");
+            // The plain entry point agrees.
+            assert_eq!(admission::parse_review(body).err(), Some(message));
             return;
         }
     };
     tally(true);
+    let request = parsed.request;
+    let raw = body
+        .get(parsed.raw_request.clone())
+        .unwrap_or_else(|| panic!("raw_request {:?} is outside the body", parsed.raw_request));
+    // Well-formed JSON (checked without a depth limit: the host skips unknown fields
+    // without one, so a deep unknown field is accepted and passed on).
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
+        .unwrap_or_else(|e| panic!("the raw request is not JSON ({e}): {}", preview(raw, 200)));
+    assert!(
+        raw.first() == Some(&b'{'),
+        "the raw request is not an object"
+    );
+    assert!(!request.uid.is_empty(), "an accepted request without uid");
+    let raw_decision = decide_and_answer(&request, Some(raw));
+    let encoded_decision = decide_and_answer(&request, None);
+    if !raw_decision.allowed {
+        DENIED.with(|d| d.set(d.get() + 1));
+    }
+    // Timeouts depend on the machine's load; compare the rest.
+    let timed_out = |d: &admission::Decision| {
+        d.outcomes
+            .iter()
+            .any(|o| o.effect.result_label() == "timeout")
+    };
+    if !timed_out(&raw_decision) && !timed_out(&encoded_decision) {
+        let effects = |d: &admission::Decision| {
+            d.outcomes
+                .iter()
+                .map(|o| match &o.effect {
+                    // Parse errors name a column, which re-encoding moves.
+                    Effect::FailClosed(_) | Effect::FailOpen(_) => {
+                        format!("{}: failed, denies: {}", o.policy, o.effect.denies())
+                    }
+                    effect => format!("{}: {effect:?}", o.policy),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            effects(&raw_decision),
+            effects(&encoded_decision),
+            "the raw request (serve) and the re-encoded one (check) are judged differently"
+        );
+    }
+}
+
+/// Decides `request` against the built-in set and checks the answer.
+fn decide_and_answer(
+    request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>,
+    raw: Option<&[u8]>,
+) -> admission::Decision {
     let fixture = fixture();
     let context = Context {
         namespaces: &NoNamespaces,
         environment: None,
         objects: &fixture.objects,
+        raw_request: raw,
         deadline: Instant::now() + Duration::from_secs(2),
     };
-    let decision = admission::decide(&fixture.set, &request, &context);
-    if !decision.allowed {
-        DENIED.with(|d| d.set(d.get() + 1));
-    }
-    let response = decision.to_response(&request);
+    let decision = admission::decide(&fixture.set, request, &context);
+    let response = decision.to_response(request);
     assert_eq!(response.uid, request.uid, "the response must echo the uid");
     assert_eq!(response.allowed, decision.allowed);
     if !decision.allowed {
@@ -378,6 +431,7 @@ fn check_admission(body: &[u8]) {
     assert_eq!(answer["response"]["uid"], request.uid.as_str(), "{answer}");
     assert_eq!(answer["response"]["allowed"], decision.allowed, "{answer}");
     assert!(answer.get("request").is_none(), "{answer}");
+    decision
 }
 
 /// The valid reviews mutations start from.

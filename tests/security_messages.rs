@@ -81,7 +81,7 @@ fn load_failures_read_as_documented() {
         (
             "WrongSignature".into(),
             Hostile::WrongSignature.wasm(),
-            "exports \"plate_validate\" with signature (func (param i32) (result i32)), but ABI v1 requires (func (param i32 i32) (result i64))",
+            "exports \"plate_validate\" with signature (type (func (param i32) (result i32))), but ABI v1 requires (type (func (param i32 i32) (result i64)))",
         ),
         (
             "ImportsWasi".into(),

@@ -74,7 +74,6 @@ fn benches(c: &mut Criterion) {
                 namespaces: &NoNamespaces,
                 objects: &objects,
                 raw_request: None,
-                raw_request: None,
                 environment: None,
                 deadline: Instant::now() + Duration::from_secs(2),
             };

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Sandboxes that may run at once (the engine's instance pool).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_concurrent_evaluations: u32,
+    /// Keep compiled policy code in DIR so a restart skips compiling (must be
+    /// writable only by this server: its files are loaded as native code).
+    #[arg(long, value_name = "DIR")]
+    pub module_cache: Option<PathBuf>,
     /// Also count requests per namespace (one metric series per namespace: mind the
     /// cardinality in large clusters).
     #[arg(long)]
@@ -129,5 +133,6 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
         metrics_namespace_label: args.metrics_namespace_label,
+        module_cache: args.module_cache.clone(),
     })
 }

@@ -15,6 +15,7 @@ pub use limits::Limits;
 
 use abi::{AbiExports, MAX_VERDICT_BYTES};
 use limits::StoreState;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -155,11 +156,50 @@ impl Engine {
     /// Compiles and checks a module: no imports, the ABI v1 exports with the right
     /// signatures, and a declared ABI version the host speaks.
     pub fn load(&self, bytes: &[u8]) -> Result<PolicyModule, LoadError> {
+        self.load_cached(bytes, None)
+    }
+
+    /// [`load`](Self::load), reusing machine code compiled earlier when `cache_dir`
+    /// holds it (and storing it there otherwise). Compiling is most of a cold start.
+    ///
+    /// The directory must be writable only by this server: its files are loaded as
+    /// native code.
+    pub fn load_cached(
+        &self,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<PolicyModule, LoadError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm);
         }
-        let module =
-            Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let cached = cache_dir.map(|dir| dir.join(self.cache_file_name(bytes)));
+        let from_cache = cached.as_ref().and_then(|path| {
+            // Read into memory rather than mapping the file: a file changed on disk
+            // later must not be able to fault code that is running.
+            let bytes = std::fs::read(path).ok()?;
+            // SAFETY: the bytes were written by `Module::serialize` of an engine with
+            // the same compatibility hash (it is part of the name), in a directory
+            // only this server writes (documented for --module-cache); wasmtime
+            // still checks the header and refuses incompatible artifacts.
+            match unsafe { Module::deserialize(&self.engine, &bytes) } {
+                Ok(module) => Some(module),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring unusable compiled module in the cache");
+                    None
+                }
+            }
+        });
+        let module = match from_cache {
+            Some(module) => module,
+            None => {
+                let module = Module::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                if let Some(path) = &cached {
+                    store_compiled(&module, path);
+                }
+                module
+            }
+        };
         let imports: Vec<String> = module
             .imports()
             .filter(|i| {
@@ -182,6 +222,37 @@ impl Engine {
         };
         policy.check_abi_version()?;
         Ok(policy)
+    }
+}
+
+impl Engine {
+    /// `<sha256 of the module>-<engine compatibility hash>.cwasm`
+    fn cache_file_name(&self, bytes: &[u8]) -> String {
+        use std::hash::{Hash, Hasher};
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        format!("{hex}-{:016x}.cwasm", hasher.finish())
+    }
+}
+
+/// Writes compiled code to the cache atomically; a failure only costs a recompile.
+fn store_compiled(module: &Module, path: &Path) {
+    let result = module
+        .serialize()
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = result {
+        tracing::warn!(file = %path.display(), error = %e, "cannot store the compiled module in the cache");
     }
 }
 

@@ -151,13 +151,25 @@ impl PolicySet {
     }
 }
 
-/// Compiled modules by content, so reloading a set recompiles only what changed.
+/// Compiled modules by content, so reloading a set recompiles only what changed;
+/// optionally backed by a directory of compiled code that survives restarts.
 #[derive(Default)]
 pub struct ModuleCache {
     modules: Mutex<HashMap<(u64, usize), Arc<PolicyModule>>>,
+    dir: Option<PathBuf>,
 }
 
 impl ModuleCache {
+    /// A cache that also keeps compiled code in `dir` (created if missing).
+    pub fn with_dir(dir: PathBuf) -> Result<ModuleCache, String> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("module cache {}: {e}", dir.display()))?;
+        Ok(ModuleCache {
+            modules: Mutex::default(),
+            dir: Some(dir),
+        })
+    }
+
     fn get_or_load(&self, engine: &Engine, bytes: &[u8]) -> Result<Arc<PolicyModule>, LoadError> {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut hasher);
@@ -166,7 +178,7 @@ impl ModuleCache {
             return Ok(Arc::clone(module));
         }
         // Compile outside the lock: compiling takes tens of milliseconds.
-        let module = Arc::new(engine.load(bytes)?);
+        let module = Arc::new(engine.load_cached(bytes, self.dir.as_deref())?);
         self.lock().insert(key, Arc::clone(&module));
         Ok(module)
     }

@@ -59,6 +59,8 @@ pub struct ServeOptions {
     pub max_concurrent_evaluations: u32,
     /// Add a per-namespace request counter (one series per namespace).
     pub metrics_namespace_label: bool,
+    /// Directory for compiled policy code that survives restarts (faster start).
+    pub module_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -80,6 +82,8 @@ pub enum ServeError {
     Watch(String),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error("{0}")]
+    ModuleCache(String),
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -124,7 +128,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let engine = Arc::new(Engine::new(&EngineConfig {
         max_concurrent_instances: options.max_concurrent_evaluations,
     })?);
-    let cache = Arc::new(ModuleCache::default());
+    let cache = Arc::new(match &options.module_cache {
+        Some(dir) => ModuleCache::with_dir(dir.clone()).map_err(ServeError::ModuleCache)?,
+        None => ModuleCache::default(),
+    });
     let set = {
         let loader = Loader {
             engine: &engine,
