@@ -6,7 +6,7 @@
 #   DURATION=240 bash bench/soak.sh    # a short run
 #
 # Builds the release binary and starts `serve --dev` on 127.0.0.1:28443 (metrics on
-# :29090) with a copy of policies/policies.yaml and a TLS pair given as files in a
+# :29090; PORT and METRICS_PORT change them) with a copy of policies/policies.yaml and a TLS pair given as files in a
 # Secret-like directory (tls.crt -> ..data/tls.crt, ..data -> a versioned directory),
 # then for DURATION seconds:
 #   - wrk drives keep-alive POST /validate traffic (bench/mix.lua's review mix) over
@@ -34,9 +34,11 @@ ROTATE_EVERY="${ROTATE_EVERY:-90}"
 CURL_EVERY="${CURL_EVERY:-5}"
 RSS_EVERY="${RSS_EVERY:-10}"
 WARMUP="${WARMUP:-60}"
-ADDR=127.0.0.1:28443
-METRICS=127.0.0.1:29090
-URL=https://localhost:28443/validate
+PORT="${PORT:-28443}"
+METRICS_PORT="${METRICS_PORT:-29090}"
+ADDR="127.0.0.1:$PORT"
+METRICS="127.0.0.1:$METRICS_PORT"
+URL="https://localhost:$PORT/validate"
 
 if [ "$DURATION" -le "$WARMUP" ]; then
   echo "DURATION ($DURATION s) must exceed WARMUP ($WARMUP s)" >&2
@@ -113,6 +115,14 @@ rewrite() {
 }
 
 # --- Server ---------------------------------------------------------------------------
+# Another server on these ports would answer in our place (or be killed by its owner
+# with ours): refuse to start.
+for port in "$PORT" "$METRICS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "127.0.0.1:$port is in use: set PORT and METRICS_PORT" >&2
+    exit 2
+  fi
+done
 "$BIN" serve --dev --policies "$WORK/policies/policies.yaml" --certs-dir "$WORK/certs" \
   --tls-cert "$TLS/tls.crt" --tls-key "$TLS/tls.key" \
   --addr "$ADDR" --metrics-addr "$METRICS" --log-level warn >"$WORK/server.log" 2>&1 &
@@ -161,7 +171,7 @@ reloads=0; rotations=0; slowest_pickup=0; rotation_failures=0
 while :; do
   t=$(( $(now) - START ))
   [ "$t" -ge "$DURATION" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { log "the server died"; break; }
+  kill -0 "$SERVER_PID" 2>/dev/null || { log "the server is gone"; break; }
   if [ "$t" -ge "$next_rss" ]; then
     echo "$t $(rss_kib)" >>"$WORK/rss.txt"
     next_rss=$((next_rss + RSS_EVERY))
@@ -199,11 +209,16 @@ while :; do
   fi
   sleep 1
 done
-echo "$(( $(now) - START )) $(rss_kib)" >>"$WORK/rss.txt"
+kill -0 "$SERVER_PID" 2>/dev/null && echo "$(( $(now) - START )) $(rss_kib)" >>"$WORK/rss.txt"
 
 wait "$WRK_PID" || true; WRK_PID=""
 wait "$CURL_PID" || true; CURL_PID=""
-alive=yes; kill -0 "$SERVER_PID" 2>/dev/null || alive=no
+alive=yes; exit_status=""
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  alive=no
+  wait "$SERVER_PID" && exit_status=0 || exit_status=$?
+  SERVER_PID=""
+fi
 metrics=$(curl -sf "http://$METRICS/metrics" || true)
 metric() { # NAME LABEL-FILTER -> summed value
   awk -v name="$1" -v filter="$2" '$1 ~ "^"name"({|$)" && index($1, filter) {s += $2} END {printf "%d", s}' <<<"$metrics"
@@ -219,8 +234,8 @@ non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.txt"); non2xx=${non2xx:-0}
 socket_errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$WORK/wrk.txt"); socket_errors=${socket_errors:-0}
 read -r curl_ok curl_bad <"$WORK/curl-count.txt" || { curl_ok=0; curl_bad=0; }
 warm_kib=$(awk -v w="$WARMUP" '$1 >= w {print $2; exit}' "$WORK/rss.txt")
-end_kib=$(tail -n 1 "$WORK/rss.txt" | awk '{print $2}')
-min_kib=$(awk 'NR == 1 || $2 < m {m = $2} END {print m}' "$WORK/rss.txt")
+end_kib=$(awk '$2 > 0 {v = $2} END {print v + 0}' "$WORK/rss.txt")
+min_kib=$(awk '$2 > 0 && (m == "" || $2 < m) {m = $2} END {print m + 0}' "$WORK/rss.txt")
 max_kib=$(awk '$2 > m {m = $2} END {print m}' "$WORK/rss.txt")
 growth=$(awk -v a="$warm_kib" -v b="$end_kib" 'BEGIN {printf "%.1f", 100 * (b - a) / a}')
 ps_ok=$(metric plate_policy_reloads_total 'what="policy_set",result="success"')
@@ -241,6 +256,10 @@ echo "certificate rotations:     $rotations (slowest pickup $slowest_pickup ms),
 echo "policy evaluation errors:  $policy_errors, timeouts $policy_timeouts"
 echo "RSS: after warm-up (${WARMUP} s) $((warm_kib / 1024)) MiB ($warm_kib KiB), end $((end_kib / 1024)) MiB ($end_kib KiB), change $growth%; min $((min_kib / 1024)) MiB, max $((max_kib / 1024)) MiB"
 echo "RSS samples (s KiB): $(tr '\n' ' ' <"$WORK/rss.txt")"
+if [ "$alive" = no ]; then
+  signal=""; [ "$exit_status" -gt 128 ] && signal=" (signal $(kill -l $((exit_status - 128)) 2>/dev/null || echo $((exit_status - 128))))"
+  echo "the server exited with status $exit_status$signal before the end"
+fi
 [ -s "$WORK/curl-errors.txt" ] && { echo "fresh-connection failures:"; head -20 "$WORK/curl-errors.txt"; }
 
 fail=0
@@ -252,8 +271,11 @@ check '[ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ]' "no non-2xx answer and
 check '[ "$curl_bad" -eq 0 ] && [ "$curl_ok" -gt 0 ]' "every fresh connection got a 200"
 check '[ "$ps_bad" -eq 0 ] && { [ "$reloads" -eq 0 ] || [ "$ps_ok" -ge 1 ]; }' "policy-set reloads taken, none rejected"
 check '[ "$rotation_failures" -eq 0 ] && [ "$cert_bad" -eq 0 ] && [ "$cert_ok" -ge "$rotations" ]' "every rotated certificate served, none rejected"
-check '[ "$end_kib" -le $(( warm_kib * 110 / 100 )) ]' "RSS at the end within 10% of RSS after warm-up"
+check '[ "$alive" = yes ] && [ "$end_kib" -le $(( warm_kib * 110 / 100 )) ]' "RSS at the end within 10% of RSS after warm-up"
 if [ "$fail" -ne 0 ]; then
-  echo; echo "server log (last 30 lines):"; tail -n 30 "$WORK/server.log"
+  mkdir -p target/tmp
+  cp "$WORK/server.log" target/tmp/soak-server.log
+  cp "$WORK/rss.txt" target/tmp/soak-rss.txt
+  echo; echo "server log (last 30 lines; all of it in target/tmp/soak-server.log):"; tail -n 30 "$WORK/server.log"
   exit 1
 fi

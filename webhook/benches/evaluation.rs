@@ -57,6 +57,15 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // An SDK-built policy on the smallest input: its instance and call overhead,
+    // without the cost of reading a large request.
+    if let Some(policy) = set.policy("require-ssl-redirect") {
+        let minimal = br#"{"settings":{},"request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ConfigMap"},"operation":"CREATE"}}"#;
+        c.bench_function("sandbox_overhead/sdk-policy-minimal-input", |b| {
+            b.iter(|| black_box(policy.module.evaluate(&[minimal], &limits)))
+        });
+    }
+
     for policy in &set.policies {
         let name = format!("policy/{}/deployment-3-containers", policy.name);
         c.bench_function(&name, |b| {

@@ -17,6 +17,8 @@
 //! `plate_abi_version`, `plate_alloc`, `plate_validate_settings`, `plate_validate`.
 
 pub mod abi;
+#[cfg(target_arch = "wasm32")]
+pub mod alloc;
 pub mod context;
 pub mod image;
 pub mod pattern;
@@ -26,6 +28,10 @@ pub mod workload;
 pub use image::{ImageReference, ImageReferenceError};
 pub use request::{AdmissionRequest, GroupVersionKind, ValidationRequest, Verdict};
 pub use workload::{ContainerRef, ContainerSection};
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::BumpAllocator = alloc::BumpAllocator::new();
 
 /// The ABI version this SDK implements. The host refuses modules that declare another.
 pub const ABI_VERSION: i32 = 1;
