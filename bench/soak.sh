@@ -220,8 +220,12 @@ if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   SERVER_PID=""
 fi
 metrics=$(curl -sf "http://$METRICS/metrics" || true)
-metric() { # NAME LABEL-FILTER -> summed value
-  awk -v name="$1" -v filter="$2" '$1 ~ "^"name"({|$)" && index($1, filter) {s += $2} END {printf "%d", s}' <<<"$metrics"
+metric() { # NAME [LABEL="VALUE"...] -> the sum of the series with all those labels
+  local name=$1; shift
+  awk -v name="$name" -v filters="$*" '
+    BEGIN { n = split(filters, want, " ") }
+    $1 ~ "^" name "({|$)" { for (i = 1; i <= n; i++) if (!index($1, want[i])) next; s += $2 }
+    END { printf "%d", s }' <<<"$metrics"
 }
 
 # --- Figures and verdict ------------------------------------------------------------------
@@ -238,11 +242,11 @@ end_kib=$(awk '$2 > 0 {v = $2} END {print v + 0}' "$WORK/rss.txt")
 min_kib=$(awk '$2 > 0 && (m == "" || $2 < m) {m = $2} END {print m + 0}' "$WORK/rss.txt")
 max_kib=$(awk '$2 > m {m = $2} END {print m}' "$WORK/rss.txt")
 growth=$(awk -v a="$warm_kib" -v b="$end_kib" 'BEGIN {printf "%.1f", 100 * (b - a) / a}')
-ps_ok=$(metric plate_policy_reloads_total 'what="policy_set",result="success"')
-ps_bad=$(metric plate_policy_reloads_total 'what="policy_set",result="failure"')
-cert_ok=$(metric plate_policy_reloads_total 'what="certificate",result="success"')
-cert_bad=$(metric plate_policy_reloads_total 'what="certificate",result="failure"')
-decided=$(metric plate_policy_admission_requests_total '')
+ps_ok=$(metric plate_policy_reloads_total 'what="policy_set"' 'result="success"')
+ps_bad=$(metric plate_policy_reloads_total 'what="policy_set"' 'result="failure"')
+cert_ok=$(metric plate_policy_reloads_total 'what="certificate"' 'result="success"')
+cert_bad=$(metric plate_policy_reloads_total 'what="certificate"' 'result="failure"')
+decided=$(metric plate_policy_admission_requests_total)
 policy_errors=$(metric plate_policy_policy_evaluations_total 'result="error"')
 policy_timeouts=$(metric plate_policy_policy_evaluations_total 'result="timeout"')
 
