@@ -140,7 +140,7 @@ fn property_of<S>(
             cases: u32::try_from(batch).unwrap_or(u32::MAX),
             failure_persistence: Some(Box::new(FileFailurePersistence::Direct(persistence))),
             rng_seed: RngSeed::Random,
-            // Each input is one byte string; shrinking it is cheap, but cap it.
+            // Bounded shrinking: a failure is reported in bounded time.
             max_shrink_iters: 4096,
             ..Config::default()
         };

@@ -133,7 +133,10 @@ pub fn run(args: &CheckArgs) -> u8 {
                     "policy did not finish before the deadline".into(),
                 ),
             };
-            println!("{verdict}  {}  {target}  {message}", outcome.policy);
+            // A policy puts one violation per line; each gets its own report line.
+            for line in message.lines().filter(|l| !l.trim().is_empty()) {
+                println!("{verdict}  {}  {target}  {line}", outcome.policy);
+            }
             for w in &outcome.warnings {
                 println!("WARN  {}  {target}  {w}", outcome.policy);
             }
