@@ -673,3 +673,35 @@ fn cluster_issuer_switched_to_staging_changes_the_verdict_without_restart() {
         "{metrics}"
     );
 }
+
+#[test]
+fn silent_and_slow_clients_are_disconnected() {
+    let dir = temp_dir();
+    let (server, config) = dev_server(dir.path(), &["--client-timeout-secs", "1"]);
+    // Handshake, then say nothing: the connection is closed, not kept forever.
+    let mut silent = connect(&server, &config);
+    let started = std::time::Instant::now();
+    assert!(
+        silent.receive().is_err(),
+        "a silent connection got an answer"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+
+    // Headers promising a body that never comes: 408 or a closed connection.
+    let mut slow = connect(&server, &config);
+    slow.send_head("/validate", "application/json", 1000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Ok(r) = slow.receive() {
+        assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // Honest clients are still served.
+    let mut conn = connect(&server, &config);
+    assert_eq!(
+        response(&mut conn, &pod_review("after", "plate-stg", "nginx"))["uid"],
+        "after"
+    );
+}

@@ -105,6 +105,21 @@ impl Connection {
         stream.flush()
     }
 
+    /// Writes only the head of a request whose body never follows.
+    pub fn send_head(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        length: usize,
+    ) -> std::io::Result<()> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+        );
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes())?;
+        stream.flush()
+    }
+
     pub fn receive(&mut self) -> std::io::Result<Response> {
         let mut line = String::new();
         self.stream.read_line(&mut line)?;

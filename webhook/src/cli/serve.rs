@@ -50,6 +50,13 @@ pub struct ServeArgs {
     /// Sandboxes that may run at once (the engine's instance pool).
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_concurrent_evaluations: u32,
+    /// Open client connections at most (the API server keeps a few per replica).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (also how long an idle
+    /// kept-alive connection stays open) and, beyond --request-timeout-ms, its body.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub client_timeout_secs: u64,
     /// Keep compiled policy code in DIR so a restart skips compiling (must be
     /// writable only by this server: its files are loaded as native code).
     #[arg(long, value_name = "DIR")]
@@ -134,5 +141,7 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
         metrics_namespace_label: args.metrics_namespace_label,
         module_cache: args.module_cache.clone(),
+        max_connections: args.max_connections,
+        client_timeout: Duration::from_secs(args.client_timeout_secs.max(1)),
     })
 }

@@ -168,3 +168,19 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
+
+/// Answers 408 when a request (reading its body included) takes longer than `limit`.
+pub async fn time_limit(
+    limit: std::time::Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(json!({ "error": format!("the request was not received and answered within {limit:?}") })),
+        )
+            .into_response(),
+    }
+}

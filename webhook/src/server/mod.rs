@@ -14,8 +14,8 @@ use crate::policy_set::{Loader, ModuleCache, PolicySet, PolicySetError};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
@@ -30,6 +30,13 @@ use tokio_rustls::TlsAcceptor;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/2 connections are pinged this often and closed when a ping goes unanswered.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// After a failed accept (e.g. out of file descriptors), wait before retrying
+/// instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Where namespace labels come from.
 #[derive(Debug, Clone)]
@@ -57,6 +64,11 @@ pub struct ServeOptions {
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
     pub max_concurrent_evaluations: u32,
+    /// Open connections at most; further clients wait in the listen queue.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (also the idle time
+    /// of a kept-alive connection) and, beyond the request deadline, its body.
+    pub client_timeout: Duration,
     /// Add a per-namespace request counter (one series per namespace).
     pub metrics_namespace_label: bool,
     /// Directory for compiled policy code that survives restarts (faster start).
@@ -204,9 +216,15 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Arc::clone(&cert),
     )?;
 
+    // A request (body included) must complete within its deadline plus this margin:
+    // a client that stops sending its body does not hold a connection forever.
+    let request_timeout = options.request_deadline + options.client_timeout;
     let webhook = Router::new()
         .route("/validate", axum::routing::post(handler::validate))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            handler::time_limit(request_timeout, req, next)
+        }))
         .with_state(Arc::clone(&state));
     let health = handler::health_router(Arc::clone(&state));
 
@@ -250,6 +268,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         webhook,
         &graceful,
         signals,
+        Arc::new(Semaphore::new(options.max_connections.max(1))),
+        options.client_timeout,
     )
     .await?;
 
@@ -271,15 +291,18 @@ async fn accept_loop(
     app: Router,
     graceful: &GracefulShutdown,
     signals: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    connections: Arc<Semaphore>,
+    client_timeout: Duration,
 ) -> Result<(), ServeError> {
     let mut signals = signals;
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
+            accepted = accept_within_limit(&listener, &connections) => {
+                let (tcp, peer, permit) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
+                        tracing::warn!(error = %e, backoff = ?ACCEPT_BACKOFF, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
@@ -299,11 +322,28 @@ async fn accept_loop(
                             return;
                         }
                     };
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
+                    // ALPN already chose the protocol: no sniffing, which would wait
+                    // on a silent client without any timeout.
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let io = TokioIo::new(tls);
+                    let result = if h2 {
+                        let mut builder = http2::Builder::new(TokioExecutor::new());
+                        builder
+                            .timer(TokioTimer::new())
+                            .keep_alive_interval(H2_KEEP_ALIVE)
+                            .keep_alive_timeout(client_timeout);
+                        watcher.watch(builder.serve_connection(io, service)).await
+                    } else {
+                        let mut builder = http1::Builder::new();
+                        builder
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(client_timeout);
+                        watcher.watch(builder.serve_connection(io, service)).await
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             signal = &mut signals => {
@@ -315,6 +355,24 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Accepts a connection once fewer than the maximum are open; the permit lives as
+/// long as the connection.
+async fn accept_within_limit(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> std::io::Result<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
+    let permit = Arc::clone(connections)
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (tcp, peer) = listener.accept().await?;
+    Ok((tcp, peer, permit))
 }
 
 async fn wait_for_signal() -> Result<(), std::io::Error> {
