@@ -3,7 +3,7 @@
 # in dev mode twice on loopback (the shipped policy set, and an empty one: the limit
 # of the HTTPS path itself), drives keep-alive POST /validate traffic with wrk at
 # concurrency 1, 4, 16 and 64, then a fixed rate at half the measured maximum with
-# hey, and prints throughput and latency per level, cold start and RSS.
+# wrk paced by bench/mix.lua, and prints throughput and latency per level, cold start and RSS.
 #
 #   bash bench/load.sh            # DURATION=10 (seconds per level) by default
 set -euo pipefail
@@ -11,10 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${DURATION:-10}"
 LEVELS="${LEVELS:-1 4 16 64}"
 
-for tool in wrk hey; do
+for tool in wrk; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk hey >/dev/null
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
   fi
 done
 rustup target add wasm32-unknown-unknown >/dev/null
@@ -93,10 +93,8 @@ done
 echo "RSS under load: shipped $(( $(rss_kib "$POLICY_PID") / 1024 )) MiB, empty $(( $(rss_kib "$EMPTY_PID") / 1024 )) MiB"
 
 best=0; for c in "${!MAX[@]}"; do [ "${MAX[$c]}" -gt "$best" ] && best=${MAX[$c]}; done
-half=$(( best / 2 )); workers=16; per=$(( (half + workers - 1) / workers ))
+half=$(( best / 2 )); conns=16
 echo
-echo "fixed rate at half the maximum ($half req/s; hey, $workers connections, 3-container Deployment):"
-# hey puts "host:port" into SNI, which rustls rejects as RFC 6066 says; -host fixes it.
-hey -z "${DURATION}s" -c "$workers" -q "$per" -host localhost -m POST -T application/json \
-  -D bench/reviews/deployment-allowed.json https://localhost:18443/validate |
-  grep -E "Requests/sec|  (50|90|99)% in|responses$|rror"
+echo "fixed rate at half the maximum: $half req/s over $conns connections (wrk, paced by mix.lua's delay()):"
+read -r r a b c e < <(RATE=$half CONNS=$conns run_wrk https://127.0.0.1:18443/validate "$conns")
+echo "  achieved $r req/s  p50 $a ms  p90 $b ms  p99 $c ms  non-2xx $e"

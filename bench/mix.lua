@@ -3,6 +3,10 @@
 -- image (denied), an Ingress (allowed), a labelled Namespace (allowed) and a
 -- Certificate with a staging issuer (denied). REVIEWS_DIR names their directory.
 local dir = os.getenv("REVIEWS_DIR") or "bench/reviews"
+-- RATE (requests/s, all connections together) with CONNS (the -c value) paces each
+-- connection: wrk's delay() runs before every request, so the rate is fixed.
+local rate = tonumber(os.getenv("RATE") or "0")
+local conns = tonumber(os.getenv("CONNS") or "1")
 local names = {"deployment-allowed", "pod-denied", "ingress-allowed", "namespace-allowed", "certificate-denied"}
 local requests = {}
 local counter = 0
@@ -14,6 +18,13 @@ function init(args)
     f:close()
     requests[i] = wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, body)
   end
+end
+
+function delay()
+  if rate > 0 then
+    return 1000 * conns / rate
+  end
+  return 0
 end
 
 function request()

@@ -511,9 +511,32 @@ fn parse(text: &str) -> Result<PolicySetFile, Problem> {
     })
 }
 
-/// serde-saphyr's message may carry a source snippet; keep only the sentence.
+/// serde-saphyr's message may carry a source snippet and repeats the position we
+/// print in front of it (`error: line 6 column 7: ...`); keep only the sentence.
 pub fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let line = message.lines().next().unwrap_or(message).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let without_position = line.strip_prefix("line ").and_then(|rest| {
+        let (_, after) = rest.split_once(" column ")?;
+        let (column, text) = after.split_once(": ")?;
+        column.chars().all(|c| c.is_ascii_digit()).then_some(text)
+    });
+    without_position.unwrap_or(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn yaml_messages_lose_the_repeated_position() {
+        assert_eq!(
+            first_line("error: line 6 column 7: unknown field `modul`\n  --> snippet"),
+            "unknown field `modul`"
+        );
+        assert_eq!(first_line("plain message"), "plain message");
+        assert_eq!(first_line("line 3 is not a position: x"), "line 3 is not a position: x");
+    }
 }
 
 fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
