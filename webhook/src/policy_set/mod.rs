@@ -535,7 +535,10 @@ mod tests {
             "unknown field `modul`"
         );
         assert_eq!(first_line("plain message"), "plain message");
-        assert_eq!(first_line("line 3 is not a position: x"), "line 3 is not a position: x");
+        assert_eq!(
+            first_line("line 3 is not a position: x"),
+            "line 3 is not a position: x"
+        );
     }
 }
 
