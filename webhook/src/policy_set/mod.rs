@@ -524,6 +524,16 @@ pub fn first_line(message: &str) -> String {
     without_position.unwrap_or(line).to_string()
 }
 
+fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
+    let line = spanned.referenced.line();
+    Problem {
+        line: (line > 0).then_some(line),
+        column: (line > 0).then(|| spanned.referenced.column()),
+        field: Some(field.to_string()),
+        message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::first_line;
@@ -539,15 +549,5 @@ mod tests {
             first_line("line 3 is not a position: x"),
             "line 3 is not a position: x"
         );
-    }
-}
-
-fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
-    let line = spanned.referenced.line();
-    Problem {
-        line: (line > 0).then_some(line),
-        column: (line > 0).then(|| spanned.referenced.column()),
-        field: Some(field.to_string()),
-        message,
     }
 }
