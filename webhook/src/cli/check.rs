@@ -3,11 +3,10 @@
 
 use super::{EXIT_BAD_INPUT, PolicySetArg};
 use crate::admission::{self, Context, Effect};
-use crate::engine::{ContextObjects, Engine, EngineConfig};
+use crate::engine::ContextObjects;
 use crate::environment::NoNamespaces;
 use crate::manifest::{self, RequestSpec};
 use crate::policy_set::{Loader, ModuleCache, PolicySet};
-use crate::static_objects::StaticObjects;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,14 +47,8 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let engine = match Engine::new(&EngineConfig {
-        max_concurrent_instances: 8,
-    }) {
-        Ok(engine) => engine,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+    let Some(engine) = super::cli_engine() else {
+        return 1;
     };
     let cache = ModuleCache::default();
     let loader = Loader {
@@ -69,13 +62,9 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let mut context_objects = StaticObjects::default();
-    for file in &args.context {
-        if let Err(e) = context_objects.insert_file(file) {
-            eprintln!("error: --context {e}");
-            return EXIT_BAD_INPUT;
-        }
-    }
+    let Some(context_objects) = super::context_files(&args.context) else {
+        return EXIT_BAD_INPUT;
+    };
     let lookups: Arc<dyn ContextObjects> = Arc::new(context_objects);
     let known = set.environments.known_environments();
     if !known.contains(&args.env) {

@@ -56,3 +56,26 @@ pub struct PolicySetArg {
     #[arg(long = "policies", value_name = "FILE")]
     pub policies: Option<PathBuf>,
 }
+
+/// The engine of the one-shot commands (`test`, `check`): a small instance pool.
+/// Prints the error and returns None when it cannot start.
+fn cli_engine() -> Option<crate::engine::Engine> {
+    let config = crate::engine::EngineConfig {
+        max_concurrent_instances: 8,
+    };
+    crate::engine::Engine::new(&config)
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()
+}
+
+/// Context objects from `--context` files; prints the error and returns None on bad input.
+fn context_files(files: &[PathBuf]) -> Option<crate::static_objects::StaticObjects> {
+    let mut objects = crate::static_objects::StaticObjects::default();
+    for file in files {
+        if let Err(e) = objects.insert_file(file) {
+            eprintln!("error: --context {e}");
+            return None;
+        }
+    }
+    Some(objects)
+}

@@ -2,9 +2,7 @@
 //! and a summary, optionally writes JUnit XML.
 
 use super::EXIT_BAD_INPUT;
-use crate::engine::{Engine, EngineConfig};
 use crate::policy_set::{Loader, ModuleCache};
-use crate::static_objects::StaticObjects;
 use crate::testing::{CaseResult, Runner, Status, junit};
 use std::path::PathBuf;
 
@@ -50,23 +48,13 @@ pub fn run(args: &TestArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let engine = match Engine::new(&EngineConfig {
-        max_concurrent_instances: 8,
-    }) {
-        Ok(engine) => engine,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+    let Some(engine) = super::cli_engine() else {
+        return 1;
     };
     let cache = ModuleCache::default();
-    let mut context = StaticObjects::default();
-    for file in &args.context {
-        if let Err(e) = context.insert_file(file) {
-            eprintln!("error: --context {e}");
-            return EXIT_BAD_INPUT;
-        }
-    }
+    let Some(context) = super::context_files(&args.context) else {
+        return EXIT_BAD_INPUT;
+    };
     let mut runner = Runner::new(Loader {
         engine: &engine,
         cache: &cache,
