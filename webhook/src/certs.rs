@@ -142,20 +142,23 @@ pub fn ensure_dev_certs(dir: &Path) -> Result<(CertFiles, bool), CertError> {
     generate(dir, &names).map(|f| (f, true))
 }
 
+/// Writes a file atomically (a temporary file renamed into place), so a reader (a
+/// server reloading its certificate, a client loading the CA) never sees half of it.
 fn write(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
     let err = |source| CertError::Write {
         path: path.display().to_string(),
         source,
     };
-    std::fs::write(path, text).map_err(err)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(err)?;
     #[cfg(unix)]
     if secret {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     }
     #[cfg(not(unix))]
     let _ = secret;
-    Ok(())
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 #[cfg(test)]
