@@ -5,7 +5,9 @@
 
 mod support;
 
-use plate_policy::engine::{Engine, EngineConfig, EvalError, Limits, LoadError, PolicyModule};
+use plate_policy::engine::{
+    Engine, EngineConfig, EvalError, GuestVerdict, Limits, LoadError, Origin, PolicyModule,
+};
 use std::time::{Duration, Instant};
 use support::Hostile;
 
@@ -31,8 +33,20 @@ fn load_error(engine: &Engine, policy: Hostile) -> String {
 
 const INPUT: &[u8] = br#"{"settings":{},"request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE"}}"#;
 
-fn evaluate(module: &PolicyModule, limits: Limits) -> Result<bool, EvalError> {
-    module.evaluate(&[INPUT], &limits).map(|v| v.allowed)
+fn verdict(
+    engine: &Engine,
+    module: &PolicyModule,
+    input: &[&[u8]],
+) -> Result<GuestVerdict, EvalError> {
+    let slot = engine
+        .evaluation_slot_blocking()
+        .unwrap_or_else(|| panic!("no evaluation slot"));
+    module.evaluate(&slot, input, &LIMITS, None).0
+}
+
+/// True when the module found no violation.
+fn evaluate(engine: &Engine, module: &PolicyModule) -> Result<bool, EvalError> {
+    verdict(engine, module, &[INPUT]).map(|v| v.violations.is_empty())
 }
 
 const LIMITS: Limits = Limits {
@@ -43,7 +57,7 @@ const LIMITS: Limits = Limits {
 /// After each failure, a healthy policy on the same engine still evaluates.
 fn still_serves(engine: &Engine) {
     let healthy = load(engine, Hostile::AllowAll);
-    assert_eq!(evaluate(&healthy, LIMITS), Ok(true));
+    assert_eq!(evaluate(engine, &healthy), Ok(true));
 }
 
 #[test]
@@ -51,9 +65,19 @@ fn allow_all_module_allows() {
     let engine = engine();
     let module = load(&engine, Hostile::AllowAll);
     for _ in 0..3 {
-        assert_eq!(evaluate(&module, LIMITS), Ok(true));
+        assert_eq!(evaluate(&engine, &module), Ok(true));
     }
     assert_eq!(module.validate_settings(b"{}", &LIMITS), Ok(Ok(())));
+}
+
+#[test]
+fn input_that_cannot_be_passed_is_not_an_unreadable_verdict() {
+    let engine = engine();
+    let module = load(&engine, Hostile::NoInputBuffer);
+    match evaluate(&engine, &module) {
+        Err(EvalError::Input(message)) => assert!(message.contains("no buffer"), "{message}"),
+        other => panic!("expected an input error, got {other:?}"),
+    }
 }
 
 #[test]
@@ -61,7 +85,7 @@ fn infinite_loop_is_stopped_at_its_time_limit() {
     let engine = engine();
     let module = load(&engine, Hostile::InfiniteLoop);
     let start = Instant::now();
-    let result = evaluate(&module, LIMITS);
+    let result = evaluate(&engine, &module);
     let elapsed = start.elapsed();
     assert_eq!(result, Err(EvalError::Timeout(100)));
     // Stopped, not merely reported: the call returned. The bound is loose on purpose
@@ -81,7 +105,7 @@ fn infinite_loop_is_stopped_at_its_time_limit() {
 fn memory_growth_past_the_limit_is_stopped() {
     let engine = engine();
     let module = load(&engine, Hostile::MemoryHog);
-    assert_eq!(evaluate(&module, LIMITS), Err(EvalError::MemoryLimit(16)));
+    assert_eq!(evaluate(&engine, &module), Err(EvalError::MemoryLimit(16)));
     still_serves(&engine);
 }
 
@@ -89,7 +113,7 @@ fn memory_growth_past_the_limit_is_stopped() {
 fn trap_is_reported_as_a_trap() {
     let engine = engine();
     let module = load(&engine, Hostile::Trap);
-    match evaluate(&module, LIMITS) {
+    match evaluate(&engine, &module) {
         Err(EvalError::Trap(message)) => assert!(message.contains("unreachable"), "{message}"),
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -100,7 +124,7 @@ fn trap_is_reported_as_a_trap() {
 fn deep_recursion_is_a_stack_overflow() {
     let engine = engine();
     let module = load(&engine, Hostile::DeepRecursion);
-    assert_eq!(evaluate(&module, LIMITS), Err(EvalError::StackOverflow));
+    assert_eq!(evaluate(&engine, &module), Err(EvalError::StackOverflow));
     still_serves(&engine);
 }
 
@@ -114,7 +138,7 @@ fn unreadable_verdicts_are_rejected() {
         (Hostile::VerdictOutOfBounds, "outside its memory"),
     ] {
         let module = load(&engine, policy);
-        match evaluate(&module, LIMITS) {
+        match evaluate(&engine, &module) {
             Err(EvalError::BadVerdict(message)) => {
                 assert!(message.contains(needle), "{policy:?}: {message}")
             }
@@ -127,18 +151,35 @@ fn unreadable_verdicts_are_rejected() {
 #[test]
 fn deny_and_guest_error_are_read() {
     let engine = engine();
+    // ABI v1: the message is one violation, keyed by itself.
     let deny = load(&engine, Hostile::DenyAll);
-    let verdict = deny
-        .evaluate(&[INPUT], &LIMITS)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!verdict.allowed);
+    assert_eq!(deny.abi_version(), 1);
+    let v1 = verdict(&engine, &deny, &[INPUT]).unwrap_or_else(|e| panic!("{e}"));
+    let read: Vec<(&str, &str)> = v1
+        .violations
+        .iter()
+        .map(|v| (v.key.as_str(), v.message.as_str()))
+        .collect();
     assert_eq!(
-        verdict.message.as_deref(),
-        Some("denied by the test policy")
+        read,
+        [("denied by the test policy", "denied by the test policy")]
     );
+    // ABI v2: violations as the module wrote them.
+    let deny_v2 = load(&engine, Hostile::DenyV2);
+    assert_eq!(deny_v2.abi_version(), 2);
+    let v2 = verdict(&engine, &deny_v2, &[INPUT]).unwrap_or_else(|e| panic!("{e}"));
+    let expected: GuestVerdict =
+        plate_policy::engine::decode_verdict(2, support::V2_DENIAL.as_bytes())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(v2, expected);
+    assert_eq!(
+        v2.violations[0].path.as_deref(),
+        Some("spec.containers[0].image")
+    );
+    assert_eq!(v2.violations[1].key, "label:team");
     let error = load(&engine, Hostile::GuestError);
     assert_eq!(
-        evaluate(&error, LIMITS),
+        evaluate(&engine, &error),
         Err(EvalError::Guest("cannot evaluate".into()))
     );
 }
@@ -159,7 +200,7 @@ fn modules_that_break_the_abi_do_not_load() {
     let cases = [
         (Hostile::WrongSignature, "plate_validate"),
         (Hostile::ImportsWasi, "fd_write"),
-        (Hostile::WrongAbiVersion, "ABI version 2"),
+        (Hostile::WrongAbiVersion, "ABI version 3"),
         (Hostile::NoAbiVersion, "plate_abi_version"),
     ];
     for (policy, needle) in cases {
@@ -183,8 +224,12 @@ fn no_state_survives_between_evaluations() {
     let module = load(&engine, Hostile::AllowAll);
     let big = vec![b' '; 60 << 10];
     for i in 0..2000 {
-        let verdict = module.evaluate(&[INPUT, &big], &LIMITS);
-        assert_eq!(verdict.map(|v| v.allowed), Ok(true), "evaluation {i}");
+        let verdict = verdict(&engine, &module, &[INPUT, &big]);
+        assert_eq!(
+            verdict.map(|v| v.violations.is_empty()),
+            Ok(true),
+            "evaluation {i}"
+        );
     }
 }
 
@@ -196,24 +241,43 @@ fn compiled_modules_are_reused_from_the_cache_directory() {
     let first = engine
         .load_cached(&wasm, Some(dir.path()))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(evaluate(&first, LIMITS), Ok(true));
+    assert_eq!(first.origin(), Origin::Compiled, "an empty cache compiles");
+    assert_eq!(evaluate(&engine, &first), Ok(true));
     let files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
-    let second = engine
+    // A second engine (a restarted server) loads it from the file, not by compiling.
+    let restarted = self::engine();
+    let second = restarted
         .load_cached(&wasm, Some(dir.path()))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(evaluate(&second, LIMITS), Ok(true));
+    assert_eq!(
+        second.origin(),
+        Origin::Cache,
+        "the second load must not compile"
+    );
+    assert_eq!(evaluate(&restarted, &second), Ok(true));
+    // Another module is not answered from that file.
+    let other = restarted
+        .load_cached(&Hostile::DenyAll.wasm(), Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.origin(), Origin::Compiled);
+    assert_eq!(evaluate(&restarted, &other), Ok(false));
 
     // A damaged file is ignored (and replaced), never trusted.
     std::fs::write(&files[0], b"not compiled code").unwrap_or_else(|e| panic!("{e}"));
     let third = engine
         .load_cached(&wasm, Some(dir.path()))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(evaluate(&third, LIMITS), Ok(true));
+    assert_eq!(
+        third.origin(),
+        Origin::Compiled,
+        "a damaged file is not used"
+    );
+    assert_eq!(evaluate(&engine, &third), Ok(true));
     assert_ne!(
         std::fs::read(&files[0]).unwrap_or_default(),
         b"not compiled code"

@@ -2,9 +2,10 @@
 //! part; `cargo fuzz` needs a nightly toolchain, so these run with proptest on
 //! stable, see docs/security.md):
 //!
-//! - the AdmissionReview decoding and response path: `parse_review`, then `decide`
-//!   against the built-in policy set, `to_response` and serialization, fed arbitrary
-//!   bytes, arbitrary JSON and mutations of valid reviews;
+//! - the AdmissionReview decoding and response path: `review::parse`, then `decide`
+//!   against the built-in policy set and the response, fed arbitrary bytes,
+//!   arbitrary JSON and mutations of valid reviews; what the parser accepts is
+//!   compared with an independent reading of the same bytes (`oracle`);
 //! - the image-reference parser of the SDK, fed arbitrary strings and references
 //!   generated from its grammar (which must parse back to the same parts);
 //! - the policy-set parser, fed arbitrary strings and mutations of
@@ -23,9 +24,10 @@
 //! `tests/proptest-regressions/<target>.txt`, replayed first on the next run.
 
 use plate_policy::admission::{self, Context, Effect, MAX_WARNING_CHARS};
-use plate_policy::engine::{ContextObjects, Engine, EngineConfig, NoObjects};
-use plate_policy::environment::NoNamespaces;
+use plate_policy::engine::{Engine, EngineConfig};
+use plate_policy::objects::{NoObjects, ObjectSource};
 use plate_policy::policy_set::{Loader, ModuleCache, PolicySet};
+use plate_policy::review::{self, ReviewError};
 use plate_policy_sdk::{ImageReference, ImageReferenceError};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -305,7 +307,7 @@ fn nasty_string() -> impl Strategy<Value = String> {
 
 struct Fixture {
     set: PolicySet,
-    objects: Arc<dyn ContextObjects>,
+    objects: Arc<dyn ObjectSource>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -317,119 +319,213 @@ fn fixture() -> &'static Fixture {
 }
 
 /// One engine and module cache for the whole file (a policy set loads in ms).
-fn loader() -> Loader<'static> {
+fn engine_and_cache() -> &'static (Engine, ModuleCache) {
     static ENGINE: OnceLock<(Engine, ModuleCache)> = OnceLock::new();
-    let (engine, cache) = ENGINE.get_or_init(|| {
+    ENGINE.get_or_init(|| {
         let engine = Engine::new(&EngineConfig {
             max_concurrent_instances: 32,
         })
         .unwrap_or_else(|e| panic!("{e}"));
         (engine, ModuleCache::default())
-    });
+    })
+}
+
+fn loader() -> Loader<'static> {
+    let (engine, cache) = engine_and_cache();
     Loader { engine, cache }
 }
 
-/// The property: never a panic; a bad body is an `Err` with a message; a good one
-/// is decided and answered with a serializable AdmissionReview echoing the uid.
-/// Each accepted review is decided twice: as the server does (`parse_review_raw`,
-/// policies get the request's raw bytes) and as `check` does (the request
-/// re-encoded); both answers must be valid and agree.
-fn check_admission(body: &[u8]) {
-    let parsed = match admission::parse_review_raw(body) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            tally(false);
-            assert!(!message.trim().is_empty(), "an empty error message");
-            // The plain entry point agrees.
-            assert_eq!(admission::parse_review(body).err(), Some(message));
-            return;
+/// What an AdmissionReview body must be, read independently of the parser (with
+/// `serde_json::Value`): Ok(uid) when it must be accepted, Err(the rule it breaks)
+/// when it must be rejected, None when this reading cannot tell (JSON nested deeper
+/// than `Value` reads, or an escaped lone surrogate, which `Value` refuses to decode).
+fn oracle(body: &[u8]) -> Option<Result<String, String>> {
+    let doc: Value = match serde_json::from_slice(body) {
+        Ok(doc) => doc,
+        Err(e) if e.to_string().contains("recursion limit") => return None,
+        // An escaped lone surrogate (`"\ud800"`) is JSON by the grammar, which the
+        // parser checks; `Value` refuses it when decoding the string. Inside the
+        // objects (passed on raw) the parser keeps it; in a field it reads, it refuses it.
+        Err(e) if e.to_string().contains("surrogate") || e.to_string().contains("hex escape") => {
+            return None;
         }
+        Err(e) => return Some(Err(format!("not JSON: {e}"))),
     };
-    tally(true);
-    let request = parsed.request;
-    let raw = body
-        .get(parsed.raw_request.clone())
-        .unwrap_or_else(|| panic!("raw_request {:?} is outside the body", parsed.raw_request));
-    // Well-formed JSON (checked without a depth limit: the host skips unknown fields
-    // without one, so a deep unknown field is accepted and passed on).
-    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
-        .unwrap_or_else(|e| panic!("the raw request is not JSON ({e}): {}", preview(raw, 200)));
-    assert!(
-        raw.first() == Some(&b'{'),
-        "the raw request is not an object"
-    );
-    assert!(!request.uid.is_empty(), "an accepted request without uid");
-    let raw_decision = decide_and_answer(&request, Some(raw));
-    let encoded_decision = decide_and_answer(&request, None);
-    if !raw_decision.allowed {
-        DENIED.with(|d| d.set(d.get() + 1));
+    let Some(envelope) = doc.as_object() else {
+        return Some(Err("not an object".into()));
+    };
+    if envelope.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
+        return Some(Err("kind".into()));
     }
-    // Timeouts depend on the machine's load; compare the rest.
-    let timed_out = |d: &admission::Decision| {
-        d.outcomes
-            .iter()
-            .any(|o| o.effect.result_label() == "timeout")
+    if envelope.get("apiVersion").and_then(Value::as_str) != Some("admission.k8s.io/v1") {
+        return Some(Err("apiVersion".into()));
+    }
+    let request = match envelope.get("request") {
+        None | Some(Value::Null) => return Some(Err("no request".into())),
+        Some(Value::Object(request)) => request,
+        Some(_) => return Some(Err("request not an object".into())),
     };
-    if !timed_out(&raw_decision) && !timed_out(&encoded_decision) {
-        let effects = |d: &admission::Decision| {
-            d.outcomes
-                .iter()
-                .map(|o| match &o.effect {
-                    // Parse errors name a column, which re-encoding moves.
-                    Effect::FailClosed(_) | Effect::FailOpen(_) => {
-                        format!("{}: failed, denies: {}", o.policy, o.effect.denies())
-                    }
-                    effect => format!("{}: {effect:?}", o.policy),
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            effects(&raw_decision),
-            effects(&encoded_decision),
-            "the raw request (serve) and the re-encoded one (check) are judged differently"
-        );
+    let string_or_null =
+        |v: Option<&Value>| matches!(v, None | Some(Value::Null | Value::String(_)));
+    let Some(kind) = request.get("kind").and_then(Value::as_object) else {
+        return Some(Err("request.kind not an object".into()));
+    };
+    if !matches!(kind.get("kind"), Some(Value::String(_)))
+        || !string_or_null(kind.get("group"))
+        || !string_or_null(kind.get("version"))
+    {
+        return Some(Err("request.kind fields".into()));
+    }
+    let operations = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
+    if !request
+        .get("operation")
+        .and_then(Value::as_str)
+        .is_some_and(|op| operations.contains(&op))
+    {
+        return Some(Err("request.operation".into()));
+    }
+    for field in ["subResource", "name", "namespace", "uid"] {
+        if !string_or_null(request.get(field)) {
+            return Some(Err("a string field of the request".into()));
+        }
+    }
+    if !matches!(
+        request.get("dryRun"),
+        None | Some(Value::Null | Value::Bool(_))
+    ) {
+        return Some(Err("request.dryRun".into()));
+    }
+    match request.get("uid").and_then(Value::as_str) {
+        Some(uid) if !uid.is_empty() => Some(Ok(uid.to_string())),
+        _ => Some(Err("request.uid".into())),
     }
 }
 
-/// Decides `request` against the built-in set and checks the answer.
-fn decide_and_answer(
-    request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>,
-    raw: Option<&[u8]>,
-) -> admission::Decision {
-    let fixture = fixture();
-    let context = Context {
-        namespaces: &NoNamespaces,
-        environment: None,
-        objects: &fixture.objects,
-        raw_request: raw,
-        deadline: Instant::now() + Duration::from_secs(2),
+/// The property: never a panic; the parser accepts exactly what the oracle
+/// accepts (a rejection is an error with a message); an accepted review keeps the
+/// uid and the raw request as sent, and is decided and answered with a valid
+/// AdmissionReview echoing the uid.
+fn check_admission(body: &[u8]) {
+    let parsed = review::parse(body);
+    let expected = oracle(body);
+    match (&parsed, &expected) {
+        (Ok(review), Some(Ok(uid))) => assert_eq!(&*review.uid, uid.as_str(), "the uid"),
+        (Err(e), Some(Err(_))) => {
+            assert!(!e.to_string().trim().is_empty(), "an empty error message")
+        }
+        // Duplicate keys: the parser refuses them, `Value` keeps the last one.
+        (
+            Err(
+                ReviewError::NotJson(m)
+                | ReviewError::InvalidRequest(m)
+                | ReviewError::InvalidField { message: m, .. },
+            ),
+            Some(Ok(_)),
+        ) if m.contains("duplicate field") => {}
+        (_, None) => {}
+        (parsed, Some(expected)) => panic!(
+            "the parser and the oracle disagree: parser {:?}, oracle {expected:?}",
+            parsed.as_ref().map(|r| r.uid.to_string())
+        ),
+    }
+    let Ok(review) = parsed else {
+        tally(false);
+        return;
     };
-    let decision = admission::decide(&fixture.set, request, &context);
-    let response = decision.to_response(request);
-    assert_eq!(response.uid, request.uid, "the response must echo the uid");
-    assert_eq!(response.allowed, decision.allowed);
+    tally(true);
+    let raw = review.raw_request();
+    // The raw request is JSON, an object, and a slice of the body.
+    let start = (raw.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    assert!(
+        start + raw.len() <= body.len(),
+        "the raw request is not inside the body"
+    );
+    assert_eq!(raw.first(), Some(&b'{'), "the raw request is not an object");
+    // Well-formed JSON, checked without a depth limit (the parser skips unknown
+    // fields without one, so a deeply nested unknown field is accepted and passed on).
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
+        .unwrap_or_else(|e| panic!("the raw request is not JSON ({e}): {}", preview(raw, 200)));
+    // Compared field by field where `Value` can read it (not past its depth limit).
+    if let (Ok(request), Ok(doc)) = (
+        serde_json::from_slice::<Value>(raw),
+        serde_json::from_slice::<Value>(body),
+    ) {
+        assert_eq!(
+            request, doc["request"],
+            "the raw request is not the body's request"
+        );
+        // Objects as sent, or absent when null.
+        for (field, bytes) in [
+            ("object", review.object()),
+            ("oldObject", review.old_object()),
+        ] {
+            let expected = request.get(field).filter(|v| !v.is_null());
+            let actual: Option<Value> =
+                bytes.map(|b| serde_json::from_slice(b).unwrap_or_default());
+            assert_eq!(actual.as_ref(), expected, "{field}");
+        }
+    }
+    let decision = decide_and_answer(&review);
     if !decision.allowed {
-        assert_eq!(response.result.code, 403, "a denial is a 403");
+        DENIED.with(|d| d.set(d.get() + 1));
+    }
+}
+
+/// Decides `review` against the built-in set and checks the answer.
+fn decide_and_answer(review: &review::Review<'_>) -> admission::Decision {
+    let fixture = fixture();
+    let (engine, _) = engine_and_cache();
+    let slot = engine.evaluation_slot_blocking();
+    let context = Context {
+        objects: &fixture.objects,
+        environment: None,
+        deadline: Instant::now() + Duration::from_secs(2),
+        slot: slot.as_ref(),
+    };
+    let decision = admission::decide(&fixture.set, review, &context);
+    assert_eq!(
+        decision.allowed,
+        !decision.outcomes.iter().any(|o| o.denies())
+    );
+    if !decision.allowed {
         assert!(
-            !response.result.message.is_empty(),
+            decision
+                .denial
+                .as_deref()
+                .is_some_and(|d| !d.trim().is_empty()),
             "a denial has a message"
         );
     }
-    for warning in response.warnings.iter().flatten() {
+    for outcome in &decision.outcomes {
+        if let Effect::Violations(violations) = &outcome.effect {
+            assert!(
+                !violations.is_empty(),
+                "a violation effect without violations"
+            );
+            for v in violations {
+                assert!(!v.key.is_empty() && !v.message.trim().is_empty(), "{v:?}");
+            }
+        }
+    }
+    for warning in &decision.warnings {
         assert!(
             warning.chars().count() <= MAX_WARNING_CHARS,
             "warning over {MAX_WARNING_CHARS} characters: {warning:?}"
         );
     }
-    let review = response.into_review();
-    let bytes = serde_json::to_vec(&review)
-        .unwrap_or_else(|e| panic!("the response does not serialize: {e}"));
-    let answer: Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("the serialized response is not JSON: {e}"));
+    let bytes = decision.response(&review.uid);
+    let answer: Value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("the response is not JSON: {e}"));
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{answer}");
     assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
-    assert_eq!(answer["response"]["uid"], request.uid.as_str(), "{answer}");
+    assert_eq!(answer["response"]["uid"], &*review.uid, "{answer}");
     assert_eq!(answer["response"]["allowed"], decision.allowed, "{answer}");
+    if !decision.allowed {
+        assert_eq!(
+            answer["response"]["status"]["code"], 403,
+            "a denial is a 403"
+        );
+    }
     assert!(answer.get("request").is_none(), "{answer}");
     decision
 }
@@ -1343,22 +1439,29 @@ fn check_policy_set(bytes: &[u8]) {
             assert_eq!(names.len(), count, "a loaded set has duplicate names");
         }
         Err(e) => {
-            assert_eq!(e.file, FILE);
             assert!(!e.problems.is_empty(), "an error without problems");
-            let rendered = e.to_string();
-            assert!(rendered.starts_with(FILE), "{rendered}");
-            let naming = rendered
-                .lines()
-                .filter(|l| l.starts_with(&format!("{FILE}:")))
-                .count();
-            assert!(
-                naming >= e.problems.len(),
-                "{} problems but {naming} lines name the file:\n{rendered}",
-                e.problems.len()
-            );
+            // Every position points into the text: a line that exists (or the end,
+            // for an error at end of input), and a field path of the format.
+            let lines = text.lines().count().max(1) as u64;
             for p in &e.problems {
                 assert!(!p.message.trim().is_empty(), "an empty message: {p:?}");
-                assert_ne!(p.line, Some(0), "line 0: {p:?}");
+                if let Some(line) = p.line {
+                    assert!(
+                        (1..=lines + 1).contains(&line),
+                        "line {line} of {lines}: {p:?}"
+                    );
+                }
+                assert!(
+                    p.column.is_none() || p.line.is_some(),
+                    "a column without a line: {p:?}"
+                );
+                if let Some(field) = &p.field {
+                    let top = field.split(['.', '[']).next().unwrap_or_default();
+                    assert!(
+                        ["apiVersion", "kind", "metadata", "spec"].contains(&top),
+                        "field {field:?} is not a path of the format: {p:?}"
+                    );
+                }
             }
         }
     }
@@ -1521,6 +1624,79 @@ fn policy_set_mutations() {
         Input(lines.join("\n").into_bytes())
     });
     property("policy-set", "mutations", 256, strategy, check_policy_set);
+}
+
+/// Values of `timeoutMs` or `memoryMiB` out of their range, and the field to break.
+#[derive(Debug, Clone)]
+struct OutOfRange {
+    field: &'static str,
+    policy: Index,
+    value: u64,
+}
+
+/// The targeted property: an out-of-range limit written on line L of the shipped
+/// set is reported at line L, with the field path of that policy's entry.
+fn check_out_of_range(case: &OutOfRange) {
+    let text = shipped_policy_set();
+    let key = format!("{}:", case.field);
+    let places: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(&key))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!places.is_empty(), "the shipped set has no {key}");
+    let policy = case.policy.index(places.len());
+    let at = places[policy];
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match (i == at, l.split_once(':')) {
+            (true, Some((k, _))) => format!("{k}: {}", case.value),
+            _ => l.to_string(),
+        })
+        .collect();
+    let edited = edited.join("\n");
+    let field = format!("spec.policies[{policy}].{}", case.field);
+    match loader().load_str(FILE, &edited, None) {
+        Ok(_) => panic!("{field} = {} was accepted", case.value),
+        Err(e) => {
+            let line = at as u64 + 1;
+            assert!(
+                e.problems
+                    .iter()
+                    .any(|p| p.field.as_deref() == Some(field.as_str()) && p.line == Some(line)),
+                "no problem names {field} at line {line}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn policy_set_out_of_range_limits_are_reported_where_written() {
+    let strategy = (
+        prop::sample::select(&["timeoutMs", "memoryMiB"][..]),
+        any::<Index>(),
+        prop_oneof![Just(0u64), 30_001u64..u64::MAX],
+    )
+        .prop_map(|(field, policy, value)| OutOfRange {
+            field,
+            policy,
+            // memoryMiB's range ends at 1024, timeoutMs's at 30000.
+            value: if field == "memoryMiB" && value != 0 {
+                value.max(1025)
+            } else {
+                value
+            },
+        });
+    property_of(
+        "policy-set",
+        "out_of_range",
+        64,
+        strategy,
+        check_out_of_range,
+        |c| format!("{c:?}").into_bytes(),
+    );
 }
 
 #[test]

@@ -54,13 +54,20 @@ fn evaluation_failures_read_as_documented() {
             "trapped: wasm trap: wasm `unreachable` instruction executed",
         ),
         (Hostile::GuestError, "reported an error: cannot evaluate"),
+        (
+            Hostile::NoInputBuffer,
+            "could not be given its input: plate_alloc(106) returned 0: no buffer for the input",
+        ),
     ];
     let mut wrong = Vec::new();
     for (policy, expected) in cases {
         let module = engine
             .load(&policy.wasm())
             .unwrap_or_else(|e| panic!("{policy:?} should load: {e}"));
-        let actual = match module.evaluate(&[INPUT], &LIMITS) {
+        let slot = engine
+            .evaluation_slot_blocking()
+            .unwrap_or_else(|| panic!("no evaluation slot"));
+        let actual = match module.evaluate(&slot, &[INPUT], &LIMITS, None).0 {
             Ok(verdict) => format!("no error: {verdict:?}"),
             Err(e) => e.to_string(),
         };
@@ -81,17 +88,17 @@ fn load_failures_read_as_documented() {
         (
             "WrongSignature".into(),
             Hostile::WrongSignature.wasm(),
-            "exports \"plate_validate\" with signature (type (func (param i32) (result i32))), but ABI v1 requires (type (func (param i32 i32) (result i64)))",
+            "exports \"plate_validate\" with signature (type (func (param i32) (result i32))), but the ABI requires (type (func (param i32 i32) (result i64)))",
         ),
         (
             "ImportsWasi".into(),
             Hostile::ImportsWasi.wasm(),
-            "imports \"wasi_snapshot_preview1\".\"fd_write\", which the host does not provide: ABI v1 policies may import only \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)",
+            "imports \"wasi_snapshot_preview1\".\"fd_write\", which the host does not provide: policies may import only \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)",
         ),
         (
             "WrongAbiVersion".into(),
             Hostile::WrongAbiVersion.wasm(),
-            "declares ABI version 2 (plate_abi_version), but this host speaks version 1",
+            "declares ABI version 3 (plate_abi_version), but this host speaks versions [1, 2]",
         ),
         (
             "NoAbiVersion".into(),

@@ -20,6 +20,9 @@ const VALIDATE_SIGNATURE: &str =
     "(func (export \"plate_validate\") (param $ptr i32) (param $len i32) (result i64)";
 const ALLOW_BODY: &str = "(i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 16))))";
 
+/// The verdict of [`Hostile::DenyV2`]: two violations in ABI v2's format.
+pub const V2_DENIAL: &str = r#"{"allowed":false,"violations":[{"key":"container:api","message":"container api is bad","path":"spec.containers[0].image","summary":"api: bad"},{"key":"label:team","message":"no team label"}]}"#;
+
 /// A test policy that misbehaves in one way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hostile {
@@ -49,8 +52,12 @@ pub enum Hostile {
     WrongSignature,
     /// Imports a WASI function.
     ImportsWasi,
-    /// Declares ABI version 2.
+    /// Declares ABI version 3 (the host speaks 1 and 2).
     WrongAbiVersion,
+    /// ABI v2: denies with two structured violations (key, path, summary).
+    DenyV2,
+    /// plate_alloc returns 0 for any input: the host cannot pass the input.
+    NoInputBuffer,
     /// Does not export plate_abi_version.
     NoAbiVersion,
     /// Rejects every settings document.
@@ -108,7 +115,18 @@ impl Hostile {
             ),
             Hostile::WrongAbiVersion => base.replace(
                 "(result i32)\n    (i32.const 1))",
-                "(result i32)\n    (i32.const 2))",
+                "(result i32)\n    (i32.const 3))",
+            ),
+            Hostile::DenyV2 => {
+                let text = V2_DENIAL.replace('"', "\\\"");
+                data(&text)
+                    .replace(ALLOW_BODY, &answer_at_256(V2_DENIAL.len()))
+                    .replace("(result i32)\n    (i32.const 1))", "(result i32)\n    (i32.const 2))")
+            }
+            // plate_alloc's locals come first; the early return goes after them.
+            Hostile::NoInputBuffer => base.replace(
+                "(local $end i32)\n",
+                "(local $end i32)\n    (return (i32.const 0))\n",
             ),
             Hostile::NoAbiVersion => base.replace(
                 "(func (export \"plate_abi_version\")",

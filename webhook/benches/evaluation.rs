@@ -5,10 +5,11 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use plate_policy::admission::{self, Context};
-use plate_policy::engine::{ContextObjects, Engine, EngineConfig, Limits, NoObjects};
-use plate_policy::environment::NoNamespaces;
+use plate_policy::engine::{Engine, EngineConfig, Limits};
 use plate_policy::manifest::{self, RequestSpec};
+use plate_policy::objects::{NoObjects, ObjectSource};
 use plate_policy::policy_set::{Loader, ModuleCache};
+use plate_policy::review;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,8 +37,9 @@ fn benches(c: &mut Criterion) {
         old_object: None,
         uid: "bench",
     };
-    let request = manifest::to_request(&objects[0].value, &spec).unwrap_or_else(|e| panic!("{e}"));
-    let request_json = serde_json::to_vec(&request).unwrap_or_else(|e| panic!("{e}"));
+    let request_json =
+        manifest::to_request(&objects[0].value, &spec).unwrap_or_else(|e| panic!("{e}"));
+    let request = review::parse_request(&request_json).unwrap_or_else(|e| panic!("{e}"));
     let tail = [
         b",\"environment\":\"prod\",\"namespaceLabels\":{},\"request\":".as_slice(),
         &request_json,
@@ -45,6 +47,9 @@ fn benches(c: &mut Criterion) {
     ]
     .concat();
     let limits = Limits::default();
+    let slot = engine
+        .evaluation_slot_blocking()
+        .unwrap_or_else(|| panic!("no evaluation slot"));
 
     let wat = repo_file("policies/testing/allow-all.wat");
     let allow_all = engine
@@ -52,8 +57,8 @@ fn benches(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("{e}"));
     c.bench_function("sandbox_overhead/allow-all", |b| {
         b.iter(|| {
-            let verdict = allow_all.evaluate(&[b"{\"settings\":{}", &tail], &limits);
-            black_box(verdict)
+            let input = [b"{\"settings\":{}".as_slice(), &tail];
+            black_box(allow_all.evaluate(&slot, &input, &limits, None))
         })
     });
 
@@ -62,7 +67,7 @@ fn benches(c: &mut Criterion) {
     if let Some(policy) = set.policy("require-ssl-redirect") {
         let minimal = br#"{"settings":{},"request":{"uid":"u","kind":{"group":"","version":"v1","kind":"ConfigMap"},"operation":"CREATE"}}"#;
         c.bench_function("sandbox_overhead/sdk-policy-minimal-input", |b| {
-            b.iter(|| black_box(policy.module.evaluate(&[minimal], &limits)))
+            b.iter(|| black_box(policy.module.evaluate(&slot, &[minimal], &limits, None)))
         });
     }
 
@@ -71,22 +76,50 @@ fn benches(c: &mut Criterion) {
         c.bench_function(&name, |b| {
             b.iter(|| {
                 let input = [b"{\"settings\":".as_slice(), &policy.settings_json, &tail];
-                black_box(policy.module.evaluate(&input, &limits))
+                black_box(policy.module.evaluate(&slot, &input, &limits, None))
             })
         });
     }
 
-    let objects: Arc<dyn ContextObjects> = Arc::new(NoObjects);
+    let objects: Arc<dyn ObjectSource> = Arc::new(NoObjects);
     c.bench_function("decide/builtin-set/deployment-3-containers", |b| {
         b.iter(|| {
             let context = Context {
-                namespaces: &NoNamespaces,
                 objects: &objects,
-                raw_request: None,
                 environment: None,
                 deadline: Instant::now() + Duration::from_secs(2),
+                slot: Some(&slot),
             };
             black_box(admission::decide(&set, &request, &context))
+        })
+    });
+
+    // The server's work for one review with an empty policy set: parse the body,
+    // decide, build and encode the response (no HTTP, no TLS).
+    let empty = loader
+        .load_str(
+            "empty",
+            "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies: []\n",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": serde_json::from_slice::<serde_json::Value>(&request_json).unwrap_or_default(),
+    }))
+    .unwrap_or_default();
+    c.bench_function("server_path/empty-set/deployment-3-containers", |b| {
+        b.iter(|| {
+            let review = review::parse(&body).unwrap_or_else(|e| panic!("{e}"));
+            let context = Context {
+                objects: &objects,
+                environment: None,
+                deadline: Instant::now() + Duration::from_secs(2),
+                slot: Some(&slot),
+            };
+            let decision = admission::decide(&empty, &review, &context);
+            black_box(decision.response(&review.uid))
         })
     });
 }

@@ -1,62 +1,63 @@
-//! The decision path shared by `serve`, `check` and `test`: an AdmissionRequest in,
-//! the environment resolved once, the matching policies evaluated in fresh sandboxes
-//! (within the request's deadline), their verdicts combined by mode and failure
-//! policy into one [`Decision`], and that into an AdmissionResponse.
+//! The decision path shared by `serve`, `check`, `test` (and audit): a parsed
+//! [`Review`] in, the environment resolved once, the matching policies evaluated in
+//! fresh sandboxes within the request's deadline, violations an UPDATE did not
+//! introduce dropped where the policy set allows it, and the outcomes combined by
+//! mode and failure policy into one [`Decision`], whose answer (denial message,
+//! warnings, metric label) is computed once.
 
-use crate::engine::{ContextObjects, EvalError, Limits, LookupScope, LookupStats};
-use crate::environment::{EnvironmentSource, Labels, NamespaceLabels};
-use crate::policy_set::{FailurePolicy, Mode, Operation, Policy, PolicySet};
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+use crate::engine::{EvalError, EvaluationSlot, Limits, LookupScope, LookupStats};
+use crate::environment::EnvironmentSource;
+use crate::objects::{Labels, ObjectSource};
+use crate::policy_set::{FailurePolicy, Mode, Policy, PolicySet};
+use crate::review::{Operation, Review};
+use plate_policy_sdk::Violation;
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Kubernetes advises warnings under 120 characters; longer ones are cut here.
 pub const MAX_WARNING_CHARS: usize = 119;
 
+/// In unit tests, a policy with this name panics inside the host while it is
+/// evaluated: how the tests prove a panic becomes a failure outcome.
+#[cfg(test)]
+pub const PANIC_TRIGGER_POLICY: &str = "test-host-panic";
+
+/// Why a policy gave no verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The sandbox reported it (trap, limit, bad verdict, ...).
+    Eval(EvalError),
+    /// The request's deadline passed before the policy could run.
+    Deadline,
+    /// plate-policy itself failed while evaluating it (a bug; logged with its cause).
+    Internal(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Eval(e) => write!(f, "{e}"),
+            Failure::Deadline => write!(f, "did not run before the request's deadline"),
+            Failure::Internal(cause) => write!(
+                f,
+                "could not be evaluated because plate-policy failed internally ({cause})"
+            ),
+        }
+    }
+}
+
 /// What one policy's verdict did to the request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// No violation.
+    /// No violation (or only ones the old object already had).
     Pass,
-    /// An enforce-mode violation: the request is denied.
-    Deny(String),
-    /// A warn-mode violation: allowed with a warning.
-    Warn(String),
-    /// An audit-mode violation: allowed, recorded in logs and metrics.
-    Audit(String),
-    /// The policy failed and its failurePolicy is Fail: denied.
-    FailClosed(EvalError),
-    /// The policy failed and its failurePolicy is Ignore: allowed with a warning.
-    FailOpen(EvalError),
-    /// The request's deadline passed before this policy ran: treated as a failure.
-    DeadlineExceeded { fail_closed: bool },
-}
-
-impl Effect {
-    /// The metric `result` label: pass, deny, warn, error, timeout.
-    pub fn result_label(&self) -> &'static str {
-        match self {
-            Effect::Pass => "pass",
-            Effect::Deny(_) => "deny",
-            Effect::Warn(_) | Effect::Audit(_) => "warn",
-            Effect::FailClosed(e) | Effect::FailOpen(e) if e.is_timeout() => "timeout",
-            Effect::FailClosed(_) | Effect::FailOpen(_) => "error",
-            Effect::DeadlineExceeded { .. } => "timeout",
-        }
-    }
-
-    pub fn denies(&self) -> bool {
-        matches!(
-            self,
-            Effect::Deny(_)
-                | Effect::FailClosed(_)
-                | Effect::DeadlineExceeded { fail_closed: true }
-        )
-    }
+    /// Violations; what they do is the outcome's mode: enforce denies, warn warns,
+    /// audit records.
+    Violations(Vec<Violation>),
+    /// No verdict; `fail_closed` (failurePolicy Fail) denies, otherwise a warning.
+    Failed { failure: Failure, fail_closed: bool },
 }
 
 /// One policy's part in a decision.
@@ -65,120 +66,171 @@ pub struct PolicyOutcome {
     pub policy: Arc<str>,
     pub mode: Mode,
     pub effect: Effect,
-    /// Warnings the policy returned alongside its verdict.
-    pub warnings: Vec<String>,
+    /// Advice the policy returned alongside its verdict (not violations).
+    pub advice: Vec<String>,
+    /// Violations dropped because the old object of an UPDATE already had them.
+    pub existing: usize,
     pub duration: Duration,
     /// Context lookups the evaluation made.
     pub lookups: LookupStats,
 }
 
 impl PolicyOutcome {
-    /// The line that explains a denial: `[policy] message`.
-    pub fn denial(&self) -> Option<String> {
-        let text = match &self.effect {
-            Effect::Deny(message) => message.clone(),
-            Effect::FailClosed(e) => format!(
-                "policy {:?} {e}; the request is denied because its failurePolicy is Fail",
-                &*self.policy
-            ),
-            Effect::DeadlineExceeded { fail_closed: true } => format!(
-                "policy {:?} did not run before the request's deadline; the request is denied because its failurePolicy is Fail",
-                &*self.policy
-            ),
-            _ => return None,
-        };
-        Some(format!("[{}] {text}", self.policy))
+    /// The metric `result` label: pass, deny, warn, error, timeout.
+    pub fn result_label(&self) -> &'static str {
+        match &self.effect {
+            Effect::Pass => "pass",
+            Effect::Violations(_) if self.mode == Mode::Enforce => "deny",
+            Effect::Violations(_) => "warn",
+            Effect::Failed {
+                failure: Failure::Eval(EvalError::Timeout(_)) | Failure::Deadline,
+                ..
+            } => "timeout",
+            Effect::Failed { .. } => "error",
+        }
     }
 
-    /// The warnings this outcome adds to the response (full length).
-    pub fn response_warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .warnings
-            .iter()
-            .map(|w| format!("[{}] {w}", self.policy))
-            .collect();
+    pub fn denies(&self) -> bool {
         match &self.effect {
-            // One warning per violation (policies put one per line).
-            Effect::Warn(message) => out.extend(
-                message
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|line| format!("[{}] {line}", self.policy)),
+            Effect::Pass => false,
+            Effect::Violations(_) => self.mode == Mode::Enforce,
+            Effect::Failed { fail_closed, .. } => *fail_closed,
+        }
+    }
+
+    pub fn violations(&self) -> &[Violation] {
+        match &self.effect {
+            Effect::Violations(v) => v,
+            _ => &[],
+        }
+    }
+
+    fn failure_text(&self, failure: &Failure) -> String {
+        format!("policy {:?} {failure}", &*self.policy)
+    }
+
+    /// Lines that explain a denial: `[policy] message`.
+    fn denial_lines(&self, out: &mut Vec<String>) {
+        if !self.denies() {
+            return;
+        }
+        match &self.effect {
+            Effect::Violations(violations) => out.extend(
+                violations
+                    .iter()
+                    .map(|v| format!("[{}] {}", self.policy, v.message)),
             ),
-            Effect::FailOpen(e) => {
-                out.push(format!("[{}] policy failed (ignored): {e}", self.policy))
-            }
-            Effect::DeadlineExceeded { fail_closed: false } => out.push(format!(
-                "[{}] policy skipped (ignored): request deadline passed",
-                self.policy
+            Effect::Failed { failure, .. } => out.push(format!(
+                "[{}] {}; the request is denied because its failurePolicy is Fail",
+                self.policy,
+                self.failure_text(failure)
             )),
+            Effect::Pass => {}
+        }
+    }
+
+    /// Warnings this outcome adds, as (full text, short form for the response).
+    fn warning_lines(&self, out: &mut Vec<(String, String)>) {
+        for advice in &self.advice {
+            let text = format!("[{}] {advice}", self.policy);
+            out.push((text.clone(), text));
+        }
+        match &self.effect {
+            Effect::Violations(violations) if self.mode == Mode::Warn => {
+                out.extend(violations.iter().map(|v| {
+                    let full = format!("[{}] {}", self.policy, v.message);
+                    let short = match &v.summary {
+                        Some(summary) => format!("[{}] {summary}", self.policy),
+                        None => full.clone(),
+                    };
+                    (full, short)
+                }))
+            }
+            Effect::Failed {
+                failure,
+                fail_closed: false,
+            } => {
+                let text = match failure {
+                    Failure::Deadline => format!(
+                        "[{}] policy skipped (ignored): request deadline passed",
+                        self.policy
+                    ),
+                    other => format!("[{}] policy failed (ignored): {other}", self.policy),
+                };
+                out.push((text.clone(), text));
+            }
             _ => {}
         }
-        out
     }
 }
 
-/// The combined answer for one request.
+/// The combined answer for one request; its texts and label are computed once.
 #[derive(Debug, Clone)]
 pub struct Decision {
     pub allowed: bool,
     pub environment: Option<String>,
     pub environment_source: EnvironmentSource,
     pub outcomes: Vec<PolicyOutcome>,
+    /// Every denying line, joined by newlines (None when nothing denies).
+    pub denial: Option<String>,
+    /// Warnings in full: what `check`, `test` and the log show.
+    pub warning_details: Vec<String>,
+    /// Warnings as the response carries them: short forms, cut to
+    /// [`MAX_WARNING_CHARS`].
+    pub warnings: Vec<String>,
+    /// The metric `decision` label: allowed, denied, warned, error.
+    pub label: &'static str,
 }
 
 impl Decision {
-    /// Every denying policy's message, one per line.
-    pub fn denial_message(&self) -> Option<String> {
-        let lines: Vec<String> = self
-            .outcomes
+    fn new(
+        environment: Option<String>,
+        environment_source: EnvironmentSource,
+        outcomes: Vec<PolicyOutcome>,
+    ) -> Decision {
+        let allowed = !outcomes.iter().any(PolicyOutcome::denies);
+        let mut denial_lines = Vec::new();
+        let mut warning_lines = Vec::new();
+        for outcome in &outcomes {
+            outcome.denial_lines(&mut denial_lines);
+            outcome.warning_lines(&mut warning_lines);
+        }
+        let failed = outcomes
             .iter()
-            .filter_map(PolicyOutcome::denial)
-            .collect();
-        (!lines.is_empty()).then(|| lines.join("\n"))
-    }
-
-    /// Every warning, full length.
-    pub fn warnings(&self) -> Vec<String> {
-        self.outcomes
-            .iter()
-            .flat_map(PolicyOutcome::response_warnings)
-            .collect()
-    }
-
-    /// The metric `decision` label: allowed, denied, warned, error.
-    pub fn label(&self) -> &'static str {
-        let failed = self.outcomes.iter().any(|o| {
-            matches!(
-                o.effect,
-                Effect::FailClosed(_) | Effect::FailOpen(_) | Effect::DeadlineExceeded { .. }
-            )
-        });
-        if failed {
+            .any(|o| matches!(o.effect, Effect::Failed { .. }));
+        let label = if failed {
             "error"
-        } else if !self.allowed {
+        } else if !allowed {
             "denied"
-        } else if !self.warnings().is_empty() {
+        } else if !warning_lines.is_empty() {
             "warned"
         } else {
             "allowed"
+        };
+        let (warning_details, warnings) = warning_lines
+            .into_iter()
+            .map(|(full, short)| (full, shorten(&short)))
+            .unzip();
+        Decision {
+            allowed,
+            environment,
+            environment_source,
+            denial: (!denial_lines.is_empty()).then(|| denial_lines.join("\n")),
+            outcomes,
+            warning_details,
+            warnings,
+            label,
         }
     }
 
-    /// The AdmissionResponse: uid echoed, 403 with every denial message, warnings cut
-    /// to Kubernetes' advised length.
-    pub fn to_response(&self, request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-        let mut response = AdmissionResponse::from(request);
-        if let Some(message) = self.denial_message().filter(|_| !self.allowed) {
-            response = response.deny(message);
-            response.result.code = 403;
-            response.result.reason = "Forbidden".into();
-        }
-        let warnings: Vec<String> = self.warnings().iter().map(|w| shorten(w)).collect();
-        if !warnings.is_empty() {
-            response.warnings = Some(warnings);
-        }
-        response
+    /// The response review for request `uid`.
+    pub fn response(&self, uid: &str) -> Vec<u8> {
+        crate::review::encode_response(
+            uid,
+            self.allowed,
+            self.denial.as_deref().filter(|_| !self.allowed),
+            &self.warnings,
+        )
     }
 }
 
@@ -191,275 +243,540 @@ pub fn shorten(text: &str) -> String {
     format!("{kept}...")
 }
 
-/// How to decide: where namespace labels come from, and optional overrides.
+/// How to decide: what objects (namespaces, context) are known, and overrides.
 pub struct Context<'a> {
-    pub namespaces: &'a dyn NamespaceLabels,
+    /// Namespaces (for environments) and the objects policies may look up.
+    pub objects: &'a Arc<dyn ObjectSource>,
     /// Force this environment (`check --env`, test cases that name one).
     pub environment: Option<&'a str>,
-    /// Objects policies may look up (each only the kinds its entry lists).
-    pub objects: &'a Arc<dyn ContextObjects>,
-    /// The request's JSON as received, if there is one; otherwise it is encoded.
-    pub raw_request: Option<&'a [u8]>,
     /// The request must be decided by this instant; later policies fail.
     pub deadline: Instant,
+    /// The engine slot evaluations run in; None: none was free before the
+    /// deadline, so every matching policy gets its failure outcome.
+    pub slot: Option<&'a EvaluationSlot>,
 }
 
 /// Decides one request against `set`.
-pub fn decide(
-    set: &PolicySet,
-    request: &AdmissionRequest<DynamicObject>,
-    context: &Context<'_>,
-) -> Decision {
-    let group = request.kind.group.as_str();
-    let kind = request.kind.kind.as_str();
-    let namespace = request.namespace.as_deref().unwrap_or("");
-    let is_namespace = group.is_empty() && kind == "Namespace";
-    // For a Namespace the request's namespace is its own name.
-    let namespace = if is_namespace && namespace.is_empty() {
-        request.name.as_str()
-    } else {
-        namespace
-    };
-    let labels: Option<Labels> = if is_namespace {
+pub fn decide(set: &PolicySet, review: &Review<'_>, context: &Context<'_>) -> Decision {
+    let namespace = review.environment_namespace();
+    let labels: Option<Labels> = if review.is_namespace() {
         // A Namespace under review is judged by its own (new) labels.
-        request
-            .object
-            .as_ref()
-            .or(request.old_object.as_ref())
-            .map(|o| Arc::new(o.metadata.labels.clone().unwrap_or_default()))
+        review.own_labels()
     } else if namespace.is_empty() {
         None
     } else {
-        context.namespaces.labels(namespace)
+        context.objects.namespace_labels(namespace)
     };
     let (environment, source) = match context.environment {
         Some(env) => (Some(env.to_string()), EnvironmentSource::Given),
         None if namespace.is_empty() => (None, EnvironmentSource::Unresolved),
         None => set.environments.resolve(namespace, labels.as_deref()),
     };
-    let operation = match request.operation {
-        kube::core::admission::Operation::Create => Operation::Create,
-        kube::core::admission::Operation::Update => Operation::Update,
-        kube::core::admission::Operation::Delete => Operation::Delete,
-        kube::core::admission::Operation::Connect => Operation::Connect,
-    };
-    let subresource = request.sub_resource.as_deref().unwrap_or("");
     let selected: Vec<&Arc<Policy>> = set
         .policies
         .iter()
         .filter(|p| p.applies_in(environment.as_deref()))
         .filter(|p| {
-            p.matcher
-                .matches(group, kind, operation, namespace, subresource)
+            p.matcher.matches(
+                &review.group,
+                &review.kind,
+                review.operation,
+                namespace,
+                &review.sub_resource,
+            )
         })
         .collect();
 
     let mut outcomes = Vec::with_capacity(selected.len());
     if !selected.is_empty() {
-        let tail = input_tail(
-            request,
-            context.raw_request,
-            environment.as_deref(),
-            labels.as_deref(),
-        );
+        let inputs = Inputs::new(review, environment.as_deref(), labels.as_deref());
         for policy in selected {
-            outcomes.push(evaluate(policy, &tail, context));
+            let start = Instant::now();
+            let outcome = catch_unwind(AssertUnwindSafe(|| evaluate(policy, &inputs, context)))
+                .unwrap_or_else(|panic| {
+                    let cause = panic_message(panic.as_ref());
+                    tracing::error!(policy = &*policy.name, %cause, "plate-policy panicked while evaluating a policy; applying the policy's failure outcome");
+                    outcome_of(
+                        policy,
+                        Effect::Failed {
+                            failure: Failure::Internal(cause),
+                            fail_closed: policy.failure_policy == FailurePolicy::Fail,
+                        },
+                        start,
+                    )
+                });
+            outcomes.push(outcome);
         }
     }
-    // Warnings are cut to Kubernetes' advised length; the log keeps the full text.
     for o in &outcomes {
-        match &o.effect {
-            Effect::Audit(message) => {
-                tracing::info!(policy = &*o.policy, %message, "audit-mode violation")
-            }
-            Effect::Warn(message) => {
-                tracing::info!(policy = &*o.policy, %message, "warn-mode violation")
-            }
-            _ => {}
-        }
-    }
-    Decision {
-        allowed: !outcomes.iter().any(|o| o.effect.denies()),
-        environment,
-        environment_source: source,
-        outcomes,
-    }
-}
-
-/// The part of the ABI input shared by every policy of a request:
-/// `,"environment":..,"namespaceLabels":..,"request":..}`. Each policy's input is
-/// `{"settings":<its settings>` followed by this.
-fn input_tail(
-    request: &AdmissionRequest<DynamicObject>,
-    raw_request: Option<&[u8]>,
-    environment: Option<&str>,
-    labels: Option<&BTreeMap<String, String>>,
-) -> Vec<u8> {
-    let empty = BTreeMap::new();
-    let mut tail = Vec::with_capacity(1024);
-    tail.extend_from_slice(b",\"environment\":");
-    // Serializing strings, maps and kube's own request type cannot fail.
-    let _ = serde_json::to_writer(&mut tail, &environment);
-    tail.extend_from_slice(b",\"namespaceLabels\":");
-    let _ = serde_json::to_writer(&mut tail, labels.unwrap_or(&empty));
-    tail.extend_from_slice(b",\"request\":");
-    match raw_request {
-        Some(raw) => tail.extend_from_slice(raw),
-        None => {
-            if serde_json::to_writer(&mut tail, request).is_err() {
-                tail.extend_from_slice(b"null");
+        // Warnings are cut in the response; the log keeps the full text.
+        if let Effect::Violations(violations) = &o.effect
+            && o.mode != Mode::Enforce
+        {
+            for v in violations {
+                tracing::info!(policy = &*o.policy, mode = o.mode.as_str(), key = %v.key, message = %v.message, "{}-mode violation", o.mode.as_str());
             }
         }
     }
-    tail.push(b'}');
-    tail
+    Decision::new(environment, source, outcomes)
 }
 
-fn evaluate(policy: &Policy, tail: &[u8], context: &Context<'_>) -> PolicyOutcome {
-    let start = Instant::now();
-    let deadline = context.deadline;
-    let mut lookups = LookupStats::default();
-    let outcome = |effect, warnings, stats: &LookupStats| PolicyOutcome {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// The parts of the ABI input shared by every policy of a request: after
+/// `{"settings":<its settings>` comes
+/// `,"environment":..,"namespaceLabels":..,"request":<raw request>}`.
+struct Inputs<'r> {
+    review: &'r Review<'r>,
+    /// `,"environment":..,"namespaceLabels":..,"request":`
+    head: Vec<u8>,
+    /// The request with `oldObject` as its object, made when first needed.
+    before: std::cell::OnceCell<Option<Vec<u8>>>,
+}
+
+impl<'r> Inputs<'r> {
+    fn new(
+        review: &'r Review<'r>,
+        environment: Option<&str>,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Self {
+        let empty = BTreeMap::new();
+        let mut head = Vec::with_capacity(256);
+        head.extend_from_slice(b",\"environment\":");
+        // Serializing strings and string maps cannot fail.
+        let _ = serde_json::to_writer(&mut head, &environment);
+        head.extend_from_slice(b",\"namespaceLabels\":");
+        let _ = serde_json::to_writer(&mut head, labels.unwrap_or(&empty));
+        head.extend_from_slice(b",\"request\":");
+        Inputs {
+            review,
+            head,
+            before: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn before(&self) -> Option<&[u8]> {
+        self.before
+            .get_or_init(|| self.review.with_old_object_as_object())
+            .as_deref()
+    }
+}
+
+fn outcome_of(policy: &Policy, effect: Effect, start: Instant) -> PolicyOutcome {
+    PolicyOutcome {
         policy: Arc::clone(&policy.name),
         mode: policy.mode,
         effect,
-        warnings,
+        advice: Vec::new(),
+        existing: 0,
         duration: start.elapsed(),
-        lookups: stats.clone(),
-    };
-    let fail_closed = policy.failure_policy == FailurePolicy::Fail;
-    let remaining = deadline.saturating_duration_since(start);
-    if remaining.is_zero() {
-        return outcome(
-            Effect::DeadlineExceeded { fail_closed },
-            Vec::new(),
-            &lookups,
-        );
+        lookups: LookupStats::default(),
     }
-    // The policy gets its own limit or what is left of the request's, whichever is less.
-    let limits = Limits {
+}
+
+/// The policy's own limit or what is left of the request's, whichever is less;
+/// None when nothing is left.
+fn limits_within(policy: &Policy, deadline: Instant) -> Option<Limits> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return None;
+    }
+    Some(Limits {
         timeout_ms: policy.limits.timeout_ms.min(
             u64::try_from(remaining.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
         ),
         memory_mib: policy.limits.memory_mib,
+    })
+}
+
+fn evaluate(policy: &Policy, inputs: &Inputs<'_>, context: &Context<'_>) -> PolicyOutcome {
+    #[cfg(test)]
+    if &*policy.name == PANIC_TRIGGER_POLICY {
+        panic!("test-only trigger: a host panic while evaluating {PANIC_TRIGGER_POLICY}");
+    }
+    let start = Instant::now();
+    let fail_closed = policy.failure_policy == FailurePolicy::Fail;
+    let failed = |failure| Effect::Failed {
+        failure,
+        fail_closed,
     };
-    let head = [b"{\"settings\":".as_slice(), &policy.settings_json, tail];
+    let (Some(slot), Some(limits)) = (context.slot, limits_within(policy, context.deadline)) else {
+        return outcome_of(policy, failed(Failure::Deadline), start);
+    };
     // Every evaluation gets a scope, so a lookup by a policy with no `context` is
     // refused, logged and counted like any other refusal.
-    let scope = Some(LookupScope {
+    let scope = || LookupScope {
         policy: Arc::clone(&policy.name),
         allowed: Arc::clone(&policy.context),
         objects: Arc::clone(context.objects),
         stats: LookupStats::default(),
-    });
-    let (result, stats) = policy.module.evaluate_with(&head, &limits, scope);
-    lookups = stats;
-    match result {
-        Ok(verdict) if verdict.allowed => outcome(Effect::Pass, verdict.warnings, &lookups),
-        Ok(verdict) => {
-            let message = verdict
-                .message
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "the policy denied the request without a message".into());
-            let effect = match policy.mode {
-                Mode::Enforce => Effect::Deny(message),
-                Mode::Warn => Effect::Warn(message),
-                Mode::Audit => Effect::Audit(message),
-            };
-            outcome(effect, verdict.warnings, &lookups)
-        }
+    };
+    let run = |request: &[u8], limits: &Limits| {
+        let input = [
+            b"{\"settings\":".as_slice(),
+            &policy.settings_json,
+            &inputs.head,
+            request,
+            b"}",
+        ];
+        policy.module.evaluate(slot, &input, limits, Some(scope()))
+    };
+    let (result, mut lookups) = run(inputs.review.raw_request(), &limits);
+    let verdict = match result {
+        Ok(verdict) => verdict,
         Err(e) => {
             tracing::warn!(policy = &*policy.name, error = %e, "policy evaluation failed");
-            if fail_closed {
-                outcome(Effect::FailClosed(e), Vec::new(), &lookups)
-            } else {
-                outcome(Effect::FailOpen(e), Vec::new(), &lookups)
+            let mut outcome = outcome_of(policy, failed(Failure::Eval(e)), start);
+            outcome.lookups = lookups;
+            return outcome;
+        }
+    };
+    let mut violations = verdict.violations;
+    let mut existing = 0;
+    if !violations.is_empty()
+        && policy.allow_existing_violations
+        && inputs.review.operation == Operation::Update
+        && let Some(before) = inputs.before()
+        && let Some(limits) = limits_within(policy, context.deadline)
+    {
+        // What the object violated before this UPDATE. If that cannot be judged,
+        // nothing is dropped: an unreadable old object hides nothing.
+        let (old, old_lookups) = run(before, &limits);
+        lookups.found += old_lookups.found;
+        lookups.not_found += old_lookups.not_found;
+        lookups.refused += old_lookups.refused;
+        match old {
+            Ok(old) => {
+                let count = violations.len();
+                violations.retain(|v| {
+                    !old.violations
+                        .iter()
+                        .any(|o| o.key == v.key && o.message == v.message)
+                });
+                existing = count - violations.len();
+            }
+            Err(e) => {
+                tracing::debug!(policy = &*policy.name, error = %e, "the old object could not be judged; every violation counts")
             }
         }
     }
-}
-
-/// The envelope of an AdmissionReview, checked before the request is decoded so the
-/// error names the first thing that is wrong.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(borrow, default)]
-    request: Option<&'a serde_json::value::RawValue>,
-}
-
-/// A decoded AdmissionReview and where its `request` lies in the body, so policies
-/// get the request exactly as the API server sent it, without re-encoding.
-pub struct ParsedReview {
-    pub request: AdmissionRequest<DynamicObject>,
-    pub raw_request: std::ops::Range<usize>,
-}
-
-/// Parses and checks an AdmissionReview body; the error says what is wrong.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
-    parse_review_raw(body).map(|parsed| parsed.request)
-}
-
-/// [`parse_review`], also returning the byte range of the raw `request`.
-pub fn parse_review_raw(body: &[u8]) -> Result<ParsedReview, String> {
-    let envelope: Envelope<'_> =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
-    match envelope.kind.as_deref() {
-        Some("AdmissionReview") => {}
-        Some(other) => return Err(format!("kind is {other:?}, expected \"AdmissionReview\"")),
-        None => return Err("kind is missing, expected \"AdmissionReview\"".into()),
-    }
-    match envelope.api_version.as_deref() {
-        Some(ADMISSION_API_VERSION) => {}
-        other => {
-            return Err(format!(
-                "apiVersion {:?} is not supported; send {ADMISSION_API_VERSION} (admissionReviewVersions: [v1])",
-                other.unwrap_or("")
-            ));
-        }
-    }
-    let raw = match envelope.request {
-        Some(raw) if raw.get() != "null" => raw.get(),
-        _ => return Err("the AdmissionReview has no request".into()),
+    let effect = if violations.is_empty() {
+        Effect::Pass
+    } else {
+        Effect::Violations(violations)
     };
-    // The raw text is a slice of `body` (the envelope borrows it).
-    let start = (raw.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
-    let raw_request = start..start + raw.len();
-    let mut request: AdmissionRequest<DynamicObject> = match serde_json::from_str(raw) {
-        Ok(request) => request,
-        Err(e) => {
-            // Name the most common omission precisely.
-            let uid_missing = serde_json::from_str::<UidOnly>(raw)
-                .map(|r| r.uid.is_none())
-                .unwrap_or(false);
-            return Err(if uid_missing {
-                "request.uid is missing or empty".into()
-            } else {
-                format!("request is not a valid AdmissionRequest: {e}")
-            });
-        }
-    };
-    if request.uid.is_empty() {
-        return Err("request.uid is missing or empty".into());
+    PolicyOutcome {
+        policy: Arc::clone(&policy.name),
+        mode: policy.mode,
+        effect,
+        advice: verdict.warnings,
+        existing,
+        duration: start.elapsed(),
+        lookups,
     }
-    request.types = kube::core::TypeMeta {
-        api_version: ADMISSION_API_VERSION.into(),
-        kind: "AdmissionReview".into(),
-    };
-    Ok(ParsedReview {
-        request,
-        raw_request,
-    })
 }
 
-#[derive(serde::Deserialize)]
-struct UidOnly {
-    #[serde(default)]
-    uid: Option<String>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::manifest::{RequestSpec, to_request};
+    use crate::objects::{NoObjects, StaticObjects};
+    use crate::policy_set::{Loader, ModuleCache};
+    use serde_json::{Value, json};
+    use std::sync::OnceLock;
+
+    fn engine() -> &'static (Engine, ModuleCache) {
+        static ENGINE: OnceLock<(Engine, ModuleCache)> = OnceLock::new();
+        ENGINE.get_or_init(|| {
+            let engine = Engine::new(&EngineConfig {
+                max_concurrent_instances: 8,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            (engine, ModuleCache::default())
+        })
+    }
+
+    /// A set of one built-in policy, `name` with `module`, in prod, with `extra`
+    /// lines in its entry.
+    fn set(name: &str, module: &str, extra: &str) -> PolicySet {
+        let (engine, cache) = engine();
+        let text = format!(
+            "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies:\n    - name: {name}\n      module: builtin:{module}\n      environments: [prod]\n{extra}      match:\n        kinds: [Pod, apps/Deployment, Namespace]\n"
+        );
+        Loader { engine, cache }
+            .load_str("test.yaml", &text, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn deployment(images: &[(&str, &str)]) -> Value {
+        let containers: Vec<Value> = images
+            .iter()
+            .map(|(name, image)| json!({"name": name, "image": image}))
+            .collect();
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "plate-api", "namespace": "plate-prod"},
+               "spec": {"template": {"spec": {"containers": containers}}}})
+    }
+
+    fn decide_on(
+        set: &PolicySet,
+        operation: &str,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Decision {
+        let bytes = to_request(
+            object,
+            &RequestSpec {
+                operation,
+                namespace: None,
+                old_object: old,
+                uid: "u",
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let review = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let (engine, _) = engine();
+        let slot = engine.evaluation_slot_blocking();
+        let objects: Arc<dyn ObjectSource> = Arc::new(NoObjects);
+        let context = Context {
+            objects: &objects,
+            environment: Some("prod"),
+            deadline: Instant::now() + Duration::from_secs(5),
+            slot: slot.as_ref(),
+        };
+        decide(set, &review, &context)
+    }
+
+    #[test]
+    fn existing_violations_do_not_block_an_update_but_new_ones_do() {
+        let set = set(
+            "no-latest-tag",
+            "no-latest-tag",
+            "      allowExistingViolations: true\n",
+        );
+        let latest = deployment(&[("api", "plate-api:latest")]);
+        // Unchanged violation: dropped, and counted as existing.
+        let kept = decide_on(&set, "UPDATE", &latest, Some(&latest));
+        assert!(kept.allowed, "{:?}", kept.denial);
+        assert_eq!(kept.outcomes[0].existing, 1);
+        assert_eq!(kept.outcomes[0].effect, Effect::Pass);
+        // CREATE is always judged in full.
+        assert!(!decide_on(&set, "CREATE", &latest, None).allowed);
+        // Another latest image in the same container is a new violation.
+        let switched = deployment(&[("api", "redis:latest")]);
+        let decision = decide_on(&set, "UPDATE", &switched, Some(&latest));
+        assert!(!decision.allowed);
+        // A new latest sidecar is denied, for the sidecar only.
+        let sidecar = deployment(&[("api", "plate-api:latest"), ("proxy", "envoy:latest")]);
+        let decision = decide_on(&set, "UPDATE", &sidecar, Some(&latest));
+        let keys: Vec<&str> = decision.outcomes[0]
+            .violations()
+            .iter()
+            .map(|v| v.key.as_str())
+            .collect();
+        assert_eq!(keys, ["container:proxy"]);
+        assert_eq!(decision.outcomes[0].existing, 1);
+        // Without the field every violation counts.
+        let strict = self::set("no-latest-tag", "no-latest-tag", "");
+        assert!(!decide_on(&strict, "UPDATE", &latest, Some(&latest)).allowed);
+    }
+
+    #[test]
+    fn violations_carry_key_and_path_into_the_decision() {
+        let set = set("no-latest-tag", "no-latest-tag", "");
+        let decision = decide_on(
+            &set,
+            "CREATE",
+            &deployment(&[("web", "ok:1"), ("api", "nginx")]),
+            None,
+        );
+        let v = &decision.outcomes[0].violations()[0];
+        assert_eq!(v.key, "container:api");
+        assert_eq!(
+            v.path.as_deref(),
+            Some("spec.template.spec.containers[1].image")
+        );
+        assert_eq!(decision.label, "denied");
+        assert_eq!(
+            decision.denial.as_deref(),
+            Some(format!("[no-latest-tag] {}", v.message).as_str())
+        );
+    }
+
+    #[test]
+    fn warnings_are_short_in_the_response_and_full_in_the_details() {
+        let set = set(
+            "trusted-registries",
+            "trusted-registries",
+            "      mode: warn\n",
+        );
+        let image = format!("docker.io/library/{}x:1", "very-long-name-".repeat(8));
+        let decision = decide_on(&set, "CREATE", &deployment(&[("api", &image)]), None);
+        assert!(decision.allowed);
+        assert_eq!(decision.label, "warned");
+        assert_eq!(decision.warnings.len(), 1);
+        assert_eq!(decision.warning_details.len(), 1);
+        let short = &decision.warnings[0];
+        assert!(short.chars().count() <= MAX_WARNING_CHARS, "{short}");
+        assert!(
+            short.starts_with("[trusted-registries] api: docker.io/library/"),
+            "{short}"
+        );
+        let full = &decision.warning_details[0];
+        assert!(
+            full.contains("push the image to a trusted registry"),
+            "{full}"
+        );
+    }
+
+    #[test]
+    fn a_host_panic_is_the_policys_failure_outcome() {
+        let fail = set(
+            PANIC_TRIGGER_POLICY,
+            "no-latest-tag",
+            "      failurePolicy: Fail\n",
+        );
+        let decision = decide_on(&fail, "CREATE", &deployment(&[("api", "a:1")]), None);
+        assert!(!decision.allowed);
+        assert_eq!(decision.label, "error");
+        let denial = decision.denial.unwrap_or_default();
+        assert!(
+            denial.contains("plate-policy failed internally"),
+            "{denial}"
+        );
+        assert!(
+            denial.contains("test-only trigger"),
+            "the cause is kept: {denial}"
+        );
+        let ignore = set(
+            PANIC_TRIGGER_POLICY,
+            "no-latest-tag",
+            "      failurePolicy: Ignore\n",
+        );
+        let decision = decide_on(&ignore, "CREATE", &deployment(&[("api", "a:1")]), None);
+        assert!(decision.allowed);
+        assert!(
+            decision.warnings[0].contains("policy failed (ignored)"),
+            "{:?}",
+            decision.warnings
+        );
+    }
+
+    #[test]
+    fn without_a_slot_every_policy_gets_its_failure_outcome() {
+        let set = set("no-latest-tag", "no-latest-tag", "");
+        let bytes = to_request(
+            &deployment(&[("api", "a:1")]),
+            &RequestSpec {
+                operation: "CREATE",
+                namespace: None,
+                old_object: None,
+                uid: "u",
+            },
+        )
+        .unwrap_or_default();
+        let review = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let objects: Arc<dyn ObjectSource> = Arc::new(NoObjects);
+        let context = Context {
+            objects: &objects,
+            environment: Some("prod"),
+            deadline: Instant::now() + Duration::from_secs(5),
+            slot: None,
+        };
+        let decision = decide(&set, &review, &context);
+        assert!(!decision.allowed);
+        assert_eq!(decision.outcomes[0].result_label(), "timeout");
+        assert!(
+            decision
+                .denial
+                .unwrap_or_default()
+                .contains("did not run before the request's deadline")
+        );
+    }
+
+    #[test]
+    fn a_namespace_is_judged_by_its_own_labels_and_others_by_their_namespace() {
+        let (engine, cache) = engine();
+        let text = "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies:\n    - name: nlt\n      module: builtin:no-latest-tag\n      environments: [prod]\n      match:\n        kinds: [Pod]\n";
+        let set = Loader { engine, cache }
+            .load_str("t.yaml", text, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "apps"},
+                         "spec": {"containers": [{"name": "c", "image": "x:latest"}]}});
+        let bytes = to_request(
+            &pod,
+            &RequestSpec {
+                operation: "CREATE",
+                namespace: None,
+                old_object: None,
+                uid: "u",
+            },
+        )
+        .unwrap_or_default();
+        let review = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let slot = engine.evaluation_slot_blocking();
+        let run = |objects: StaticObjects| {
+            let objects: Arc<dyn ObjectSource> = Arc::new(objects);
+            let context = Context {
+                objects: &objects,
+                environment: None,
+                deadline: Instant::now() + Duration::from_secs(5),
+                slot: slot.as_ref(),
+            };
+            decide(&set, &review, &context)
+        };
+        // "apps" matches no name pattern: its label decides.
+        let mut prod = StaticObjects::default();
+        prod.insert_namespace(
+            "apps",
+            &BTreeMap::from([("environment".into(), "production".into())]),
+        );
+        let decision = run(prod);
+        assert_eq!(decision.environment.as_deref(), Some("prod"));
+        assert_eq!(decision.environment_source, EnvironmentSource::Label);
+        assert!(!decision.allowed);
+        let decision = run(StaticObjects::default());
+        assert_eq!(decision.environment, None);
+        assert!(decision.allowed && decision.outcomes.is_empty());
+        // A Namespace's own labels, not the cache's.
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": {"environment": "production"}}});
+        let bytes = to_request(
+            &ns,
+            &RequestSpec {
+                operation: "CREATE",
+                namespace: None,
+                old_object: None,
+                uid: "u",
+            },
+        )
+        .unwrap_or_default();
+        let review = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let objects: Arc<dyn ObjectSource> = Arc::new(StaticObjects::default());
+        let context = Context {
+            objects: &objects,
+            environment: None,
+            deadline: Instant::now() + Duration::from_secs(5),
+            slot: slot.as_ref(),
+        };
+        let decision = decide(&set, &review, &context);
+        assert_eq!(decision.environment.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn shorten_cuts_at_the_advised_length() {
+        assert_eq!(shorten("short"), "short");
+        let long = "é".repeat(200);
+        let cut = shorten(&long);
+        assert_eq!(cut.chars().count(), MAX_WARNING_CHARS);
+        assert!(cut.ends_with("..."));
+    }
 }

@@ -4,36 +4,6 @@
 
 use plate_policy_sdk::pattern::glob_match;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-
-/// Labels of one namespace, shared without copying.
-pub type Labels = Arc<BTreeMap<String, String>>;
-
-/// Where the labels of a namespace come from: the live cache in the server, a fixed
-/// map in tests and `check`, nothing in dev mode.
-pub trait NamespaceLabels: Send + Sync {
-    /// The namespace's labels, or `None` when it is not known.
-    fn labels(&self, namespace: &str) -> Option<Labels>;
-}
-
-/// No namespace is known: environments come from name patterns only.
-pub struct NoNamespaces;
-
-impl NamespaceLabels for NoNamespaces {
-    fn labels(&self, _namespace: &str) -> Option<Labels> {
-        None
-    }
-}
-
-/// A fixed set of namespaces (tests, `check`).
-#[derive(Default)]
-pub struct StaticNamespaces(pub HashMap<String, Labels>);
-
-impl NamespaceLabels for StaticNamespaces {
-    fn labels(&self, namespace: &str) -> Option<Labels> {
-        self.0.get(namespace).cloned()
-    }
-}
 
 /// How an environment was decided, for logs and docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,18 +1,20 @@
 //! plate-policy: a Kubernetes validating admission webhook whose policies are
 //! WebAssembly modules. The binary's commands (`serve`, `test`, `check`, `certs`) all
-//! go through the same decision path: [`admission`] over [`policy_set`] and [`engine`].
+//! go through the same decision path: [`review`] (the wire format) into
+//! [`admission`] (the decision) over [`policy_set`] and [`engine`], with
+//! [`objects`] answering what policies and environments read. docs/architecture.md
+//! maps the modules.
 
 pub mod admission;
 pub mod builtin;
 pub mod certs;
 pub mod cli;
-pub mod context_cache;
 pub mod engine;
 pub mod environment;
 pub mod manifest;
 pub mod metrics;
-pub mod namespace_cache;
+pub mod objects;
 pub mod policy_set;
+pub mod review;
 pub mod server;
-pub mod static_objects;
 pub mod testing;

@@ -3,8 +3,6 @@
 //! into the request the API server would send when it is created or updated.
 
 use crate::policy_set::first_line;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionReview};
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
 use thiserror::Error;
@@ -167,6 +165,7 @@ fn group_version(api_version: &str) -> (&str, &str) {
 }
 
 /// What the request is about, when built from a manifest.
+#[derive(Debug, Clone, Copy)]
 pub struct RequestSpec<'a> {
     pub operation: &'a str,
     /// Overrides the object's `metadata.namespace`; `default` when neither is set.
@@ -175,22 +174,34 @@ pub struct RequestSpec<'a> {
     pub uid: &'a str,
 }
 
-/// A manifest (or an AdmissionReview) as the AdmissionRequest the API server sends.
-pub fn to_request(
-    object: &Value,
-    spec: &RequestSpec<'_>,
-) -> Result<AdmissionRequest<DynamicObject>, String> {
+/// Why a manifest cannot be turned into a request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    #[error("the object has no {0}")]
+    Missing(&'static str),
+    #[error("{0:?} is not an operation (CREATE, UPDATE, DELETE, CONNECT)")]
+    Operation(String),
+    #[error("not a valid AdmissionReview: {0}")]
+    Review(#[from] crate::review::ReviewError),
+}
+
+/// A manifest (or an AdmissionReview) as the JSON of the AdmissionRequest the API
+/// server would send; [`crate::review::parse_request`] reads it like the server does.
+pub fn to_request(object: &Value, spec: &RequestSpec<'_>) -> Result<Vec<u8>, RequestError> {
     if object.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
-        return review_request(object.clone());
+        // Checked as the server checks a body, then its request as sent.
+        let body = serde_json::to_vec(object).unwrap_or_default();
+        let review = crate::review::parse(&body)?;
+        return Ok(review.raw_request().to_vec());
     }
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
-        .ok_or("the object has no apiVersion")?;
+        .ok_or(RequestError::Missing("apiVersion"))?;
     let kind = object
         .get("kind")
         .and_then(Value::as_str)
-        .ok_or("the object has no kind")?;
+        .ok_or(RequestError::Missing("kind"))?;
     let metadata = object.get("metadata");
     let name = metadata
         .and_then(|m| m.get("name"))
@@ -212,9 +223,7 @@ pub fn to_request(
     let (group, version) = group_version(api_version);
     let operation = spec.operation;
     if !matches!(operation, "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
-        return Err(format!(
-            "{operation:?} is not an operation (CREATE, UPDATE, DELETE, CONNECT)"
-        ));
+        return Err(RequestError::Operation(operation.to_string()));
     }
     // The API server sends the namespace it will store the object in.
     let mut object = object.clone();
@@ -229,33 +238,25 @@ pub fn to_request(
         ),
         _ => (object, None),
     };
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": spec.uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": plural(kind)},
-            "requestKind": {"group": group, "version": version, "kind": kind},
-            "requestResource": {"group": group, "version": version, "resource": plural(kind)},
-            "name": name,
-            "namespace": namespace,
-            "operation": operation,
-            "userInfo": {"username": "plate-policy-cli"},
-            "object": new,
-            "oldObject": old,
-            "dryRun": true,
-        }
+    let request = json!({
+        "uid": spec.uid,
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group, "version": version, "resource": plural(kind)},
+        "requestKind": {"group": group, "version": version, "kind": kind},
+        "requestResource": {"group": group, "version": version, "resource": plural(kind)},
+        "name": name,
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": {"username": "plate-policy-cli"},
+        "object": new,
+        "oldObject": old,
+        "dryRun": true,
     });
-    review_request(review)
-}
-
-fn review_request(review: Value) -> Result<AdmissionRequest<DynamicObject>, String> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(review).map_err(|e| format!("not a valid AdmissionReview: {e}"))?;
-    review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())
+    // Serializing a serde_json::Value cannot fail.
+    let bytes = serde_json::to_vec(&request).unwrap_or_default();
+    // What the server would reject, `check` and `test` reject too.
+    crate::review::parse_request(&bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -303,13 +304,42 @@ mod tests {
             old_object: None,
             uid: "u1",
         };
-        let req = to_request(&pod, &spec).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(req.namespace.as_deref(), Some("plate-prod"));
-        assert_eq!(req.kind.kind, "Pod");
+        let bytes = to_request(&pod, &spec).unwrap_or_else(|e| panic!("{e}"));
+        let req = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.namespace, "plate-prod");
+        assert_eq!(req.kind, "Pod");
         assert_eq!(req.uid, "u1");
+        let object: Value =
+            serde_json::from_slice(req.object().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            object["metadata"]["namespace"], "plate-prod",
+            "the namespace is filled in"
+        );
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}});
-        let req = to_request(&ns, &spec).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(req.namespace, None);
-        assert!(to_request(&json!({"kind": "Pod"}), &spec).is_err());
+        let bytes = to_request(&ns, &spec).unwrap_or_else(|e| panic!("{e}"));
+        let req = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.namespace, "");
+        assert_eq!(
+            to_request(&json!({"kind": "Pod"}), &spec),
+            Err(RequestError::Missing("apiVersion"))
+        );
+        let delete = RequestSpec {
+            operation: "DELETE",
+            ..spec
+        };
+        let bytes = to_request(&pod, &delete).unwrap_or_else(|e| panic!("{e}"));
+        let req = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            req.object().is_none() && req.old_object().is_some(),
+            "DELETE carries the old object"
+        );
+        let bad = RequestSpec {
+            operation: "PATCH",
+            ..spec
+        };
+        assert_eq!(
+            to_request(&pod, &bad),
+            Err(RequestError::Operation("PATCH".into()))
+        );
     }
 }

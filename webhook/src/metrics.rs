@@ -3,7 +3,7 @@
 //! those it defines (else `unknown`), policies those it loads; no object names, and
 //! namespaces only when `--metrics-namespace-label` is set.
 
-use crate::admission::{Decision, Effect};
+use crate::admission::{Decision, Effect, Failure};
 use crate::policy_set::PolicySet;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -29,6 +29,7 @@ pub struct Metrics {
     certificate_expiry: IntGauge,
     reloads: IntCounterVec,
     lookups: IntCounterVec,
+    violations: IntCounterVec,
     /// `namespace` label on request counts (opt-in: one series per namespace).
     namespace_requests: Option<IntCounterVec>,
     /// Set once at start; kept so the registry's collector has an owner.
@@ -105,6 +106,13 @@ impl Metrics {
             ),
             &["policy", "result"],
         )?;
+        let violations = IntCounterVec::new(
+            Opts::new(
+                "plate_policy_violations_total",
+                "Violations found by policies (one per violation of a verdict; those an UPDATE did not introduce are not counted when the policy allows existing violations).",
+            ),
+            &["policy", "environment", "mode"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "plate_policy_build_info",
@@ -139,6 +147,7 @@ impl Metrics {
             Box::new(certificate_expiry.clone()),
             Box::new(reloads.clone()),
             Box::new(lookups.clone()),
+            Box::new(violations.clone()),
             Box::new(build_info.clone()),
         ] {
             registry.register(c)?;
@@ -155,6 +164,7 @@ impl Metrics {
             certificate_expiry,
             reloads,
             lookups,
+            violations,
             namespace_requests,
             _build_info: build_info,
         })
@@ -180,7 +190,7 @@ impl Metrics {
             Some(_) => "other",
             None => "unknown",
         };
-        let label = decision.label();
+        let label = decision.label;
         self.requests
             .with_label_values(&[kind, operation, environment, label])
             .inc();
@@ -191,10 +201,16 @@ impl Metrics {
             by_ns.with_label_values(&[namespace, label]).inc();
         }
         for outcome in &decision.outcomes {
-            let result = outcome.effect.result_label();
+            let result = outcome.result_label();
             self.evaluations
                 .with_label_values(&[&*outcome.policy, environment, outcome.mode.as_str(), result])
                 .inc();
+            let violations = outcome.violations().len();
+            if violations > 0 {
+                self.violations
+                    .with_label_values(&[&*outcome.policy, environment, outcome.mode.as_str()])
+                    .inc_by(violations as u64);
+            }
             for (result, count) in [
                 ("found", outcome.lookups.found),
                 ("not_found", outcome.lookups.not_found),
@@ -206,7 +222,14 @@ impl Metrics {
                         .inc_by(u64::from(count));
                 }
             }
-            if !matches!(outcome.effect, Effect::DeadlineExceeded { .. }) {
+            // A policy that never ran has no duration to report.
+            if !matches!(
+                outcome.effect,
+                Effect::Failed {
+                    failure: Failure::Deadline,
+                    ..
+                }
+            ) {
                 self.evaluation_duration
                     .with_label_values(&[&*outcome.policy])
                     .observe(outcome.duration.as_secs_f64());

@@ -7,38 +7,25 @@
 
 use plate_policy_sdk::pattern::glob_match;
 use plate_policy_sdk::workload::containers_under_review;
-use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::{
+    ImageReference, PolicySettings, ValidationRequest, Verdict, Violation, export_policy,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Tags that float: an image with one of these (or none, when `latest` is listed) is denied.
-    #[serde(default = "default_forbidden_tags")]
     pub forbidden_tags: Vec<String>,
     /// Repositories (globs over the full name, e.g. `registry.k8s.io/pause`) that are exempt.
-    #[serde(default)]
     pub exempt_images: Vec<String>,
-    /// On UPDATE, judge only new or changed images, so an existing violation does
-    /// not block unrelated updates (Kyverno's `allowExistingViolations`).
-    #[serde(default = "yes")]
-    pub allow_existing_violations: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_forbidden_tags() -> Vec<String> {
-    vec!["latest".to_string()]
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            forbidden_tags: default_forbidden_tags(),
+            forbidden_tags: vec!["latest".to_string()],
             exempt_images: Vec::new(),
-            allow_existing_violations: true,
         }
     }
 }
@@ -63,7 +50,7 @@ impl PolicySettings for Settings {
 }
 
 pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
-    let list = match containers_under_review(&req.request, req.settings.allow_existing_violations) {
+    let list = match containers_under_review(&req.request) {
         Ok(list) => list,
         Err(e) => return Verdict::error(e),
     };
@@ -74,13 +61,21 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         let Some(image) = container.image.as_deref() else {
             continue;
         };
-        let who = format!("{} {:?}", container.section.noun(), container.name);
+        let who = container.describe();
+        let violation = |message: String, summary: String| {
+            Violation::new(container.key(), message)
+                .at(container.field_path("image"))
+                .summary(format!("{}: {summary}", container.name))
+        };
         let reference = match ImageReference::parse(image) {
             Ok(reference) => reference,
             Err(e) => {
-                violations.push(format!(
-                    "{who} uses image {image:?}, which is not a valid image reference ({e}); \
-                     write registry/repository:tag or @sha256:digest"
+                violations.push(violation(
+                    format!(
+                        "{who} uses image {image:?}, which is not a valid image reference ({e}); \
+                         write registry/repository:tag or @sha256:digest"
+                    ),
+                    format!("{image:?} is not a valid image reference"),
                 ));
                 continue;
             }
@@ -100,16 +95,23 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         if !settings.forbidden_tags.iter().any(|t| t == tag) {
             continue;
         }
-        let what = if reference.tag.is_some() {
-            format!("the {tag:?} tag is not allowed in {env}")
+        let (what, short) = if reference.tag.is_some() {
+            (
+                format!("the {tag:?} tag is not allowed in {env}"),
+                format!("{image} uses the {tag:?} tag; pin a version or digest"),
+            )
         } else {
-            format!("an untagged image means {tag:?}, which is not allowed in {env}")
+            (
+                format!("an untagged image means {tag:?}, which is not allowed in {env}"),
+                format!("{image} is untagged ({tag:?}); pin a version or digest"),
+            )
         };
-        violations.push(format!(
-            "{who} uses image {image:?}: {what}; pin a version tag or a digest"
+        violations.push(violation(
+            format!("{who} uses image {image:?}: {what}; pin a version tag or a digest"),
+            short,
         ));
     }
-    Verdict::deny_all(violations)
+    Verdict::from_violations(violations)
 }
 
 export_policy!(validate, Settings);

@@ -10,7 +10,7 @@
 
 use plate_policy_sdk::context::lookup;
 use plate_policy_sdk::pattern::glob_match;
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -31,46 +31,28 @@ pub enum UnknownIssuer {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Issuer names that are staging issuers (used when the issuer is not in the cache).
-    #[serde(default = "default_staging_issuers")]
     pub staging_issuers: Vec<String>,
     /// Glob patterns over issuer names, likewise.
-    #[serde(default = "default_staging_patterns")]
     pub staging_issuer_patterns: Vec<String>,
     /// ACME directory URLs that are staging directories.
-    #[serde(default = "default_staging_servers")]
     pub staging_acme_servers: Vec<String>,
     /// An issuer not in the cache and not staging by name: deny, warn or allow.
-    #[serde(default)]
     pub unknown_issuer: UnknownIssuer,
     /// The issuer the message suggests instead.
-    #[serde(default = "default_suggested")]
     pub suggested_issuer: String,
-}
-
-fn default_staging_issuers() -> Vec<String> {
-    vec!["letsencrypt-staging".to_string()]
-}
-fn default_staging_patterns() -> Vec<String> {
-    vec!["*staging*".to_string()]
-}
-fn default_staging_servers() -> Vec<String> {
-    vec![LETS_ENCRYPT_STAGING.to_string()]
-}
-fn default_suggested() -> String {
-    "letsencrypt-prod".to_string()
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            staging_issuers: default_staging_issuers(),
-            staging_issuer_patterns: default_staging_patterns(),
-            staging_acme_servers: default_staging_servers(),
+            staging_issuers: vec!["letsencrypt-staging".to_string()],
+            staging_issuer_patterns: vec!["*staging*".to_string()],
+            staging_acme_servers: vec![LETS_ENCRYPT_STAGING.to_string()],
             unknown_issuer: UnknownIssuer::default(),
-            suggested_issuer: default_suggested(),
+            suggested_issuer: "letsencrypt-prod".to_string(),
         }
     }
 }
@@ -182,6 +164,10 @@ struct Acme {
 struct Reference {
     /// `annotation "cert-manager.io/cluster-issuer"` or `spec.issuerRef`.
     place: String,
+    /// The violation key: `annotation:cert-manager.io/cluster-issuer`, `issuerRef`.
+    key: String,
+    /// The field: `metadata.annotations[cert-manager.io/cluster-issuer]`.
+    path: String,
     /// `ClusterIssuer` or `Issuer`.
     kind: String,
     name: String,
@@ -191,7 +177,8 @@ struct Reference {
 
 enum Judgement {
     Fine,
-    Violation(String),
+    /// A message and its short form.
+    Violation(String, String),
     Warning(String),
 }
 
@@ -223,6 +210,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
                 .unwrap_or_else(|| default_kind.into());
             references.push(Reference {
                 place: format!("annotation {annotation:?}"),
+                key: format!("annotation:{annotation}"),
+                path: format!("metadata.annotations[{annotation}]"),
                 resolvable: is_cert_manager(group_override.map(String::as_str), &kind),
                 kind,
                 name: name.clone(),
@@ -238,6 +227,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
             .unwrap_or_else(|| "Issuer".into());
         references.push(Reference {
             place: "spec.issuerRef".into(),
+            key: "issuerRef".into(),
+            path: "spec.issuerRef.name".into(),
             resolvable: is_cert_manager(issuer_ref.group.as_deref(), &kind),
             kind,
             name: issuer_ref.name,
@@ -254,12 +245,16 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     for reference in &references {
         match judge(reference, namespace, &req.settings, &fix) {
             Ok(Judgement::Fine) => {}
-            Ok(Judgement::Violation(m)) => violations.push(m),
+            Ok(Judgement::Violation(message, summary)) => violations.push(
+                Violation::new(reference.key.clone(), message)
+                    .at(reference.path.clone())
+                    .summary(summary),
+            ),
             Ok(Judgement::Warning(m)) => warnings.push(m),
             Err(e) => return Verdict::error(e),
         }
     }
-    let mut verdict = Verdict::deny_all(violations);
+    let mut verdict = Verdict::from_violations(violations);
     verdict.warnings = warnings;
     verdict
 }
@@ -270,10 +265,25 @@ fn by_name(reference: &Reference, settings: &Settings, fix: &str) -> Option<Judg
         place, kind, name, ..
     } = reference;
     settings.staging_by_name(name).then(|| {
-        Judgement::Violation(format!(
-            "{place} names {kind} {name:?}, a staging issuer by its name (certificates browsers reject); {fix}"
-        ))
+        Judgement::Violation(
+            format!(
+                "{place} names {kind} {name:?}, a staging issuer by its name (certificates browsers reject); {fix}"
+            ),
+            staging_summary(reference, settings),
+        )
     })
+}
+
+/// `cluster-issuer: letsencrypt-staging is a staging issuer; use letsencrypt-prod`.
+fn staging_summary(reference: &Reference, settings: &Settings) -> String {
+    let place = reference
+        .key
+        .strip_prefix("annotation:cert-manager.io/")
+        .unwrap_or(&reference.key);
+    format!(
+        "{place}: {} is a staging issuer; use {}",
+        reference.name, settings.suggested_issuer
+    )
 }
 
 /// An issuer cert-manager itself implements (so plate-policy can look it up), as
@@ -312,9 +322,12 @@ fn judge(
     if let Some(issuer) = found {
         let server = issuer.spec.acme.map(|a| a.server).unwrap_or_default();
         return Ok(if !server.is_empty() && settings.staging_server(&server) {
-            Judgement::Violation(format!(
-                "{place} names {kind} {name:?}, whose ACME server {server} is a staging directory (certificates browsers reject); {fix}"
-            ))
+            Judgement::Violation(
+                format!(
+                    "{place} names {kind} {name:?}, whose ACME server {server} is a staging directory (certificates browsers reject); {fix}"
+                ),
+                staging_summary(reference, settings),
+            )
         } else {
             Judgement::Fine
         });
@@ -334,9 +347,16 @@ fn judge(
     Ok(match settings.unknown_issuer {
         UnknownIssuer::Allow => Judgement::Fine,
         UnknownIssuer::Warn => Judgement::Warning(unknown),
-        UnknownIssuer::Deny => {
-            Judgement::Violation(format!("{unknown}; create it or fix the name"))
-        }
+        UnknownIssuer::Deny => Judgement::Violation(
+            format!("{unknown}; create it or fix the name"),
+            format!(
+                "{}: {kind} {name} is unknown; create it or fix the name",
+                reference
+                    .key
+                    .strip_prefix("annotation:cert-manager.io/")
+                    .unwrap_or(&reference.key)
+            ),
+        ),
     })
 }
 

@@ -2,55 +2,38 @@
 //! (default `environment`) with one of the allowed values, so every other policy
 //! knows which environment's rules apply inside it.
 
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::k8s::is_qualified_name;
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// The label that must be present.
-    #[serde(default = "default_label")]
     pub label: String,
     /// Allowed values; empty means any non-empty value.
-    #[serde(default = "default_values")]
     pub allowed_values: Vec<String>,
-}
-
-fn default_label() -> String {
-    "environment".to_string()
-}
-fn default_values() -> Vec<String> {
-    ["production", "development", "staging"]
-        .map(String::from)
-        .to_vec()
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            label: default_label(),
-            allowed_values: default_values(),
+            label: "environment".to_string(),
+            allowed_values: ["production", "development", "staging"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
 
 impl PolicySettings for Settings {
     fn validate(&self) -> Result<(), String> {
-        let (prefix, name) = match self.label.rsplit_once('/') {
-            Some((prefix, name)) => (Some(prefix), name),
-            None => (None, self.label.as_str()),
-        };
-        let name_ok = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-        let prefix_ok = prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253);
-        if !name_ok || !prefix_ok {
-            return Err(format!("label: {:?} is not a valid label key", self.label));
+        if !is_qualified_name(&self.label) {
+            return Err(format!(
+                "label: {:?} is not a valid label key ([prefix/]name: a DNS subdomain prefix, a name of at most 63 letters, digits, - _ .)",
+                self.label
+            ));
         }
         if let Some(i) = self.allowed_values.iter().position(|v| v.is_empty()) {
             return Err(format!("allowedValues[{i}] is empty"));
@@ -86,28 +69,49 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     let label = &settings.label;
     let name = &namespace.metadata.name;
     let allowed = settings.allowed_values.join(", ");
+    let violation = |message: String, summary: String| {
+        Verdict::deny(
+            Violation::new(format!("label:{label}"), message)
+                .at(format!("metadata.labels[{label}]"))
+                .summary(summary),
+        )
+    };
     match namespace.metadata.labels.get(label) {
-        None => Verdict::deny(if allowed.is_empty() {
+        None => violation(
+            if allowed.is_empty() {
+                format!(
+                    "namespace {name:?} has no {label:?} label; add one so the right environment's rules apply"
+                )
+            } else {
+                format!(
+                    "namespace {name:?} has no {label:?} label; add {label}=<one of {allowed}> so the right environment's rules apply"
+                )
+            },
             format!(
-                "namespace {name:?} has no {label:?} label; add one so the right environment's rules apply"
-            )
-        } else {
-            format!(
-                "namespace {name:?} has no {label:?} label; add {label}=<one of {allowed}> so the right environment's rules apply"
-            )
-        }),
-        Some(value) if value.is_empty() => Verdict::deny(if allowed.is_empty() {
-            format!("namespace {name:?} has an empty {label:?} label; give it a value")
-        } else {
-            format!("namespace {name:?} has an empty {label:?} label; set it to one of {allowed}")
-        }),
+                "{name}: no {label} label; add {label}=<{}>",
+                allowed.replace(", ", "|")
+            ),
+        ),
+        Some(value) if value.is_empty() => violation(
+            if allowed.is_empty() {
+                format!("namespace {name:?} has an empty {label:?} label; give it a value")
+            } else {
+                format!(
+                    "namespace {name:?} has an empty {label:?} label; set it to one of {allowed}"
+                )
+            },
+            format!("{name}: empty {label} label"),
+        ),
         Some(value)
             if !settings.allowed_values.is_empty()
                 && !settings.allowed_values.iter().any(|v| v == value) =>
         {
-            Verdict::deny(format!(
-                "namespace {name:?} has {label}={value:?}, which is not an allowed value; use one of {allowed}"
-            ))
+            violation(
+                format!(
+                    "namespace {name:?} has {label}={value:?}, which is not an allowed value; use one of {allowed}"
+                ),
+                format!("{name}: {label}={value:?} is not one of {allowed}"),
+            )
         }
         Some(_) => Verdict::allow(),
     }

@@ -9,31 +9,25 @@
 //! containers are not checked: Kubernetes does not let them have resources.
 //! Covers every pod-bearing kind.
 
-use plate_policy_sdk::workload::{ContainerSection, containers};
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::workload::{ContainerSection, containers_under_review};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Resources every container must request (`cpu`, `memory`, `nvidia.com/gpu`, ...).
-    #[serde(default = "default_requests")]
     pub requests: Vec<String>,
     /// Resources every container must limit.
-    #[serde(default)]
     pub limits: Vec<String>,
-}
-
-fn default_requests() -> Vec<String> {
-    ["cpu", "memory"].map(String::from).to_vec()
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            requests: default_requests(),
+            requests: ["cpu", "memory"].map(String::from).to_vec(),
             limits: Vec::new(),
         }
     }
@@ -129,11 +123,26 @@ fn missing_message(who: &str, requests: &[&str], limits: &[&str]) -> String {
     )
 }
 
-pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
-    let Some(object) = req.request.object.as_ref() else {
-        return Verdict::allow();
+/// `api: no CPU, memory request`: the short form for warnings.
+fn missing_summary(name: &str, requests: &[&str], limits: &[&str]) -> String {
+    let names = |list: &[&str]| {
+        list.iter()
+            .map(|n| display_name(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let list = match containers(&req.request.kind.kind, object.get()) {
+    let mut what = Vec::new();
+    if !requests.is_empty() {
+        what.push(format!("no {} request", names(requests)));
+    }
+    if !limits.is_empty() {
+        what.push(format!("no {} limit", names(limits)));
+    }
+    format!("{name}: {}; set resources", what.join(", "))
+}
+
+pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
+    let list = match containers_under_review(&req.request) {
         Ok(list) => list,
         Err(e) => return Verdict::error(e),
     };
@@ -143,7 +152,7 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         if container.section == ContainerSection::EphemeralContainers {
             continue;
         }
-        let who = format!("{} {:?}", container.section.noun(), container.name);
+        let who = container.describe();
         let resources = match container.resources.as_deref() {
             None => Resources::default(),
             Some(raw) => match Option::<Resources>::deserialize(raw) {
@@ -166,10 +175,21 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
             .filter(|n| !resources.has_limit(n))
             .collect();
         if !missing_requests.is_empty() || !missing_limits.is_empty() {
-            violations.push(missing_message(&who, &missing_requests, &missing_limits));
+            violations.push(
+                Violation::new(
+                    container.key(),
+                    missing_message(&who, &missing_requests, &missing_limits),
+                )
+                .at(container.field_path("resources"))
+                .summary(missing_summary(
+                    &container.name,
+                    &missing_requests,
+                    &missing_limits,
+                )),
+            );
         }
     }
-    Verdict::deny_all(violations)
+    Verdict::from_violations(violations)
 }
 
 export_policy!(validate, Settings);

@@ -11,40 +11,31 @@
 //! violation): cert-manager issues no certificate for its hosts, and the controller
 //! serves them with its default one.
 
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::k8s::is_qualified_name;
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Annotation keys that turn the redirect off when set to false.
-    #[serde(default = "default_annotations")]
     pub annotations: Vec<String>,
     /// Warn about an Ingress with no `spec.tls` entry.
-    #[serde(default = "default_warn_without_tls")]
     pub warn_without_tls: bool,
-}
-
-fn default_annotations() -> Vec<String> {
-    [
-        "nginx.ingress.kubernetes.io/ssl-redirect",
-        "ingress.kubernetes.io/ssl-redirect",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn default_warn_without_tls() -> bool {
-    true
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            annotations: default_annotations(),
-            warn_without_tls: default_warn_without_tls(),
+            annotations: [
+                "nginx.ingress.kubernetes.io/ssl-redirect",
+                "ingress.kubernetes.io/ssl-redirect",
+            ]
+            .map(String::from)
+            .to_vec(),
+            warn_without_tls: true,
         }
     }
 }
@@ -58,7 +49,7 @@ impl PolicySettings for Settings {
             );
         }
         for (i, key) in self.annotations.iter().enumerate() {
-            if !is_annotation_key(key) {
+            if !is_qualified_name(key) {
                 return Err(format!(
                     "annotations[{i}]: {key:?} is not a valid annotation key ([prefix/]name: a DNS subdomain prefix, a name of at most 63 letters, digits, - _ .)"
                 ));
@@ -69,34 +60,6 @@ impl PolicySettings for Settings {
         }
         Ok(())
     }
-}
-
-/// A Kubernetes annotation key: `[prefix/]name`, the prefix a DNS subdomain.
-fn is_annotation_key(key: &str) -> bool {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
-    });
-    name_ok && prefix_ok
 }
 
 /// True when an ingress controller reads `value` as false.
@@ -143,12 +106,19 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         if let Some(Some(value)) = ingress.metadata.annotations.get(key)
             && is_false(value)
         {
-            violations.push(format!(
-                "annotation {key:?} is {value:?}, so plain HTTP is not redirected to HTTPS in {env} (a staging setting); remove it or set it to \"true\""
-            ));
+            violations.push(
+                Violation::new(
+                    format!("annotation:{key}"),
+                    format!(
+                        "annotation {key:?} is {value:?}, so plain HTTP is not redirected to HTTPS in {env} (a staging setting); remove it or set it to \"true\""
+                    ),
+                )
+                .at(format!("metadata.annotations[{key}]"))
+                .summary(format!("{key}={value:?} turns HTTPS redirect off; remove it")),
+            );
         }
     }
-    let mut verdict = Verdict::deny_all(violations);
+    let mut verdict = Verdict::from_violations(violations);
     // Kept under Kubernetes' 119-character warning limit with the `[policy] ` prefix.
     if settings.warn_without_tls && ingress.spec.tls.is_empty() {
         verdict = verdict.with_warning(format!(
@@ -163,31 +133,6 @@ export_policy!(validate, Settings);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn annotation_keys() {
-        for key in [
-            "nginx.ingress.kubernetes.io/ssl-redirect",
-            "ingress.kubernetes.io/ssl-redirect",
-            "ssl-redirect",
-            "example.com/A_b.c",
-        ] {
-            assert!(is_annotation_key(key), "{key}");
-        }
-        for key in [
-            "",
-            "/ssl-redirect",
-            "nginx.ingress.kubernetes.io/",
-            "Nginx.io/ssl-redirect",
-            "a/b/c",
-            "a..b/c",
-            "-a.io/c",
-            "a.io/-c",
-            "a.io/has space",
-        ] {
-            assert!(!is_annotation_key(key), "{key}");
-        }
-    }
 
     #[test]
     fn false_values() {

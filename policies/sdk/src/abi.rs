@@ -1,68 +1,56 @@
-//! Guest side of ABI v1: buffers in linear memory and the JSON framing of calls.
-//! Every evaluation runs in a fresh instance, so buffers are never freed.
+//! The names and number packing of the guest ABI (docs/abi.md), defined once and used
+//! by both sides: the SDK's exports and imports, and the host that calls them.
 
-use crate::PolicySettings;
-use crate::request::{SettingsValidation, ValidationRequest, Verdict};
-use serde::Serialize;
+/// The ABI version this SDK builds (what `plate_abi_version` returns).
+pub const ABI_VERSION: i32 = 2;
 
-/// Allocates `len` bytes for the host to write its input into; 0 on failure.
-pub fn alloc(len: i32) -> i32 {
-    let Ok(len) = usize::try_from(len) else {
-        return 0;
-    };
-    let mut buf: Vec<u8> = Vec::with_capacity(len.max(1));
-    let ptr = buf.as_mut_ptr();
-    std::mem::forget(buf);
-    ptr as usize as i32
+/// Every version a host of this release accepts: v1 modules keep loading.
+pub const SUPPORTED_ABI_VERSIONS: &[i32] = &[1, 2];
+
+/// The linear memory input and answers live in.
+pub const EXPORT_MEMORY: &str = "memory";
+/// `() -> i32`: the ABI version the module speaks.
+pub const EXPORT_VERSION: &str = "plate_abi_version";
+/// `(len: i32) -> i32`: a fresh buffer of `len` bytes, 0 when there is none.
+pub const EXPORT_ALLOC: &str = "plate_alloc";
+/// `(ptr: i32, len: i32) -> i64`: evaluates one admission request.
+pub const EXPORT_VALIDATE: &str = "plate_validate";
+/// `(ptr: i32, len: i32) -> i64`: checks the policy's settings (load time).
+pub const EXPORT_VALIDATE_SETTINGS: &str = "plate_validate_settings";
+
+/// Module of the host functions a guest may import.
+pub const IMPORT_MODULE: &str = "plate";
+/// `(ptr: i32, len: i32) -> i64`: reads one Kubernetes object from the host's cache.
+pub const IMPORT_LOOKUP: &str = "lookup_object";
+
+/// An answer's place in guest memory as the `i64` a call returns:
+/// `(offset << 32) | length`.
+pub fn pack(offset: u32, len: u32) -> i64 {
+    ((u64::from(offset) << 32) | u64::from(len)) as i64
 }
 
-/// Borrows the host's input buffer.
-///
-/// # Safety
-/// `ptr` must come from [`alloc`] with at least `len` bytes that the host initialized.
-pub unsafe fn input<'a>(ptr: i32, len: i32) -> &'a [u8] {
-    if ptr == 0 || len <= 0 {
-        return &[];
-    }
-    // SAFETY: guaranteed by the caller (the host follows the ABI).
-    unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
+/// The (offset, length) of a packed answer.
+pub fn unpack(packed: i64) -> (u32, u32) {
+    let bits = packed as u64;
+    ((bits >> 32) as u32, (bits & 0xffff_ffff) as u32)
 }
 
-/// Serializes `value` into a leaked buffer and packs `(ptr << 32) | len` for the host.
-pub fn output<T: Serialize>(value: &T) -> i64 {
-    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| {
-        // A verdict always serializes; keep a defined answer (a policy error) if not.
-        br#"{"allowed":false,"error":"the policy could not encode its verdict"}"#.to_vec()
-    });
-    let len = bytes.len() as i64;
-    let ptr = bytes.as_ptr() as usize as i64;
-    std::mem::forget(bytes);
-    (ptr << 32) | len
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Deserializes and validates settings (the host calls this at load time).
-pub fn validate_settings<S: PolicySettings>(input: &[u8]) -> SettingsValidation {
-    let parsed: Result<S, _> = if input.is_empty() || input == b"null" {
-        Ok(S::default())
-    } else {
-        serde_json::from_slice(input)
-    };
-    match parsed {
-        Ok(settings) => match settings.validate() {
-            Ok(()) => SettingsValidation::valid(),
-            Err(message) => SettingsValidation::invalid(message),
-        },
-        Err(e) => SettingsValidation::invalid(format!("settings do not parse: {e}")),
-    }
-}
-
-/// Deserializes the validation input and runs the policy function on it.
-pub fn validate<S: PolicySettings>(
-    input: &[u8],
-    policy: fn(&ValidationRequest<S>) -> Verdict,
-) -> Verdict {
-    match serde_json::from_slice::<ValidationRequest<S>>(input) {
-        Ok(request) => policy(&request),
-        Err(e) => Verdict::error(format!("policy could not read its input: {e}")),
+    #[test]
+    fn packing_round_trips_at_the_edges() {
+        for (offset, len) in [
+            (0, 0),
+            (1, 2),
+            (u32::MAX, 0),
+            (0, u32::MAX),
+            (u32::MAX, u32::MAX),
+        ] {
+            assert_eq!(unpack(pack(offset, len)), (offset, len));
+        }
+        // The documented layout, not only a round trip.
+        assert_eq!(pack(16, 14), (16_i64 << 32) | 14);
     }
 }

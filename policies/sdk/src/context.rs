@@ -1,4 +1,4 @@
-//! Context lookups: read another Kubernetes object from the host's cache (ABI v1's
+//! Context lookups: read another Kubernetes object from the host's cache (the ABI's
 //! optional `plate.lookup_object` import). The host answers only for the kinds the
 //! policy's entry in the policy set lists under `context`; a refusal comes back as
 //! `Err` with the host's explanation.
@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+// The attribute needs a literal: "plate" is `abi::IMPORT_MODULE`, and the function
+// name is `abi::IMPORT_LOOKUP` (the host refuses any other import).
 #[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "plate")]
 unsafe extern "C" {
@@ -51,8 +53,8 @@ fn call_host(query: &[u8]) -> Result<Vec<u8>, String> {
     // SAFETY: the host reads `query.len()` bytes at its address and returns the
     // offset and length of an answer it wrote into a buffer from `plate_alloc`.
     let packed = unsafe { lookup_object(query.as_ptr() as usize as i32, query.len() as i32) };
-    let ptr = (packed as u64 >> 32) as usize;
-    let len = (packed as u64 & 0xffff_ffff) as usize;
+    let (ptr, len) = crate::abi::unpack(packed);
+    let (ptr, len) = (ptr as usize, len as usize);
     if ptr == 0 {
         return Err("the host returned no lookup answer".into());
     }

@@ -1,9 +1,10 @@
 //! The plate-policy guest SDK: write an admission policy as one plain Rust function.
 //!
 //! ```ignore
-//! use plate_policy_sdk::{export_policy, PolicySettings, ValidationRequest, Verdict};
+//! use plate_policy_sdk::{export_policy, PolicySettings, ValidationRequest, Verdict, Violation};
 //!
 //! #[derive(serde::Deserialize, Default)]
+//! #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 //! struct Settings {}
 //! impl PolicySettings for Settings {}
 //!
@@ -13,28 +14,32 @@
 //! export_policy!(validate, Settings);
 //! ```
 //!
-//! The macro emits the exports of guest ABI v1 (see `docs/abi.md`): `memory`,
+//! The macro emits the exports of guest ABI v2 (see `docs/abi.md`): `memory`,
 //! `plate_abi_version`, `plate_alloc`, `plate_validate_settings`, `plate_validate`.
+//! A verdict is a list of [`Violation`]s, each with a stable key and, where the
+//! policy knows it, the field path.
 
 pub mod abi;
 #[cfg(target_arch = "wasm32")]
 pub mod alloc;
 pub mod context;
+pub mod guest;
 pub mod image;
+pub mod k8s;
 pub mod pattern;
 pub mod request;
+pub mod verdict;
 pub mod workload;
 
+pub use abi::ABI_VERSION;
 pub use image::{ImageReference, ImageReferenceError};
-pub use request::{AdmissionRequest, GroupVersionKind, ValidationRequest, Verdict};
+pub use request::{AdmissionRequest, GroupVersionKind, ValidationRequest};
+pub use verdict::{SettingsValidation, Verdict, Violation};
 pub use workload::{ContainerRef, ContainerSection};
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: alloc::BumpAllocator = alloc::BumpAllocator::new();
-
-/// The ABI version this SDK implements. The host refuses modules that declare another.
-pub const ABI_VERSION: i32 = 1;
 
 /// Deserializes `null` as the type's default (for `#[serde(deserialize_with)]`):
 /// Kubernetes manifests written by templates often carry `field: null`.
@@ -47,8 +52,10 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// A policy's settings: deserialized from the policy set's `settings` field (absent
-/// fields take the type's defaults) and validated once when the policy is loaded.
+/// A policy's settings: deserialized from the policy set's `settings` field and
+/// validated once when the policy is loaded. Absent fields take the type's
+/// `Default`: put `#[serde(default)]` on the struct so the defaults are written once,
+/// in the `Default` impl.
 pub trait PolicySettings: serde::de::DeserializeOwned + Default {
     /// Semantic checks serde cannot express. The error text is shown to the
     /// operator as-is, so name the setting and what is wrong with it.
@@ -57,7 +64,7 @@ pub trait PolicySettings: serde::de::DeserializeOwned + Default {
     }
 }
 
-/// Emits the ABI v1 exports for a policy function `fn(&ValidationRequest<S>) -> Verdict`.
+/// Emits the ABI exports for a policy function `fn(&ValidationRequest<S>) -> Verdict`.
 #[macro_export]
 macro_rules! export_policy {
     ($validate:path, $settings:ty) => {
@@ -68,21 +75,21 @@ macro_rules! export_policy {
 
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_alloc(len: i32) -> i32 {
-            $crate::abi::alloc(len)
+            $crate::guest::alloc(len)
         }
 
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_validate_settings(ptr: i32, len: i32) -> i64 {
             // SAFETY: the host wrote `len` bytes at `ptr`, a buffer it got from `plate_alloc`.
-            let input = unsafe { $crate::abi::input(ptr, len) };
-            $crate::abi::output(&$crate::abi::validate_settings::<$settings>(input))
+            let input = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$crate::guest::validate_settings::<$settings>(input))
         }
 
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_validate(ptr: i32, len: i32) -> i64 {
             // SAFETY: as above.
-            let input = unsafe { $crate::abi::input(ptr, len) };
-            $crate::abi::output(&$crate::abi::validate::<$settings>(input, $validate))
+            let input = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$crate::guest::validate::<$settings>(input, $validate))
         }
     };
 }

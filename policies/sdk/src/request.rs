@@ -1,7 +1,7 @@
-//! Typed inputs and verdict of a policy evaluation (the JSON documents of ABI v1).
+//! Typed input of a policy evaluation (the input document of the ABI, docs/abi.md).
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
@@ -84,85 +84,4 @@ pub struct GroupVersionKind {
     #[serde(default)]
     pub version: String,
     pub kind: String,
-}
-
-/// A policy's answer. `allowed: false` is a violation; what it does to the request
-/// (deny, warn, audit) is the policy set's `mode`, decided by the host.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Verdict {
-    pub allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<u16>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// Set when the policy could not evaluate at all; the host applies the
-    /// policy's failure outcome instead of reading `allowed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Verdict {
-    pub fn allow() -> Self {
-        Verdict {
-            allowed: true,
-            ..Verdict::default()
-        }
-    }
-
-    pub fn deny(message: impl Into<String>) -> Self {
-        Verdict {
-            allowed: false,
-            message: Some(message.into()),
-            ..Verdict::default()
-        }
-    }
-
-    /// Several violations become one verdict, one per line: the host shows a
-    /// denial as these lines and turns each line into its own warning in warn mode.
-    pub fn deny_all(messages: Vec<String>) -> Self {
-        if messages.is_empty() {
-            Verdict::allow()
-        } else {
-            Verdict::deny(messages.join("\n"))
-        }
-    }
-
-    pub fn error(message: impl Into<String>) -> Self {
-        Verdict {
-            allowed: false,
-            error: Some(message.into()),
-            ..Verdict::default()
-        }
-    }
-
-    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
-        self.warnings.push(warning.into());
-        self
-    }
-}
-
-/// The answer of `plate_validate_settings`.
-#[derive(Debug, Serialize)]
-pub struct SettingsValidation {
-    pub valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl SettingsValidation {
-    pub fn valid() -> Self {
-        SettingsValidation {
-            valid: true,
-            message: None,
-        }
-    }
-
-    pub fn invalid(message: String) -> Self {
-        SettingsValidation {
-            valid: false,
-            message: Some(message),
-        }
-    }
 }

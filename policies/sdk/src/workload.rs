@@ -22,6 +22,24 @@ impl ContainerSection {
             ContainerSection::EphemeralContainers => "ephemeral container",
         }
     }
+
+    /// The pod spec field: `containers`, `initContainers`, `ephemeralContainers`.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerSection::Containers => "containers",
+            ContainerSection::InitContainers => "initContainers",
+            ContainerSection::EphemeralContainers => "ephemeralContainers",
+        }
+    }
+
+    /// The violation key prefix: `container`, `initContainer`, `ephemeralContainer`.
+    pub fn key_prefix(self) -> &'static str {
+        match self {
+            ContainerSection::Containers => "container",
+            ContainerSection::InitContainers => "initContainer",
+            ContainerSection::EphemeralContainers => "ephemeralContainer",
+        }
+    }
 }
 
 /// One container of a pod spec, with the fields policies look at.
@@ -32,6 +50,26 @@ pub struct ContainerRef {
     pub image: Option<String>,
     /// The container's `resources`, raw, for policies that read them.
     pub resources: Option<Box<RawValue>>,
+    /// Where the container is in the object: `spec.template.spec.containers[0]`.
+    pub path: String,
+}
+
+impl ContainerRef {
+    /// The stable violation key of this container: `container:api`,
+    /// `initContainer:migrate`, `ephemeralContainer:debugger`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.section.key_prefix(), self.name)
+    }
+
+    /// The path of one of the container's fields: `spec.containers[0].image`.
+    pub fn field_path(&self, field: &str) -> String {
+        format!("{}.{field}", self.path)
+    }
+
+    /// `container "api"`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {:?}", self.section.noun(), self.name)
+    }
 }
 
 // `null` lists and fields read as empty: `helm template` writes `initContainers:`
@@ -76,20 +114,34 @@ struct CronJobSpec {
     job_template: Option<WithSpec<TemplateHolder>>,
 }
 
+/// The built-in kinds whose objects carry a pod spec by definition, as (API group,
+/// kind): the one list of them. The built-in policy set's `podBearingKinds` anchor
+/// must equal it (a host test checks).
+pub const POD_BEARING_KINDS: &[(&str, &str)] = &[
+    ("", "Pod"),
+    ("", "PodTemplate"),
+    ("", "ReplicationController"),
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("apps", "ReplicaSet"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+];
+
 /// True for the kinds whose objects carry a pod spec by definition.
 pub fn is_pod_bearing_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "Pod"
-            | "PodTemplate"
-            | "Deployment"
-            | "StatefulSet"
-            | "DaemonSet"
-            | "ReplicaSet"
-            | "ReplicationController"
-            | "Job"
-            | "CronJob"
-    )
+    POD_BEARING_KINDS.iter().any(|(_, k)| *k == kind)
+}
+
+/// Where a kind keeps its pod spec.
+fn pod_spec_path(kind: &str) -> &'static str {
+    match kind {
+        "Pod" => "spec",
+        "PodTemplate" => "template.spec",
+        "CronJob" => "spec.jobTemplate.spec.template.spec",
+        _ => "spec.template.spec",
+    }
 }
 
 /// Every container of `object` (of kind `kind`), in spec order: containers, init
@@ -132,49 +184,37 @@ pub fn containers(kind: &str, object: &str) -> Result<Vec<ContainerRef>, String>
             spec.ephemeral_containers,
         ),
     ];
+    let base = pod_spec_path(kind);
     Ok(sections
         .into_iter()
         .flat_map(|(section, list)| {
-            list.into_iter().map(move |c| ContainerRef {
-                section,
-                name: c.name,
-                image: c.image,
-                resources: c.resources,
-            })
+            list.into_iter()
+                .enumerate()
+                .map(move |(i, c)| ContainerRef {
+                    section,
+                    name: c.name,
+                    image: c.image,
+                    resources: c.resources,
+                    path: format!("{base}.{}[{i}]", section.field()),
+                })
         })
         .collect())
 }
 
-/// The containers a request asks a policy to judge:
-/// - on the `ephemeralcontainers` subresource (what `kubectl debug` uses) only
-///   ephemeral containers, the only ones that can change there;
-/// - on an UPDATE with `allow_existing_violations`, only containers that are new or
-///   whose image changed: a violation that already exists does not block unrelated
-///   updates (a label change, a controller removing a finalizer), as Kyverno's
-///   `allowExistingViolations` does. New and changed images are always judged.
+/// The containers a request asks a policy to judge: all of them, except on the
+/// `ephemeralcontainers` subresource (what `kubectl debug` uses), where only the
+/// ephemeral containers can change and so only they are judged. Violations an
+/// UPDATE did not introduce are the host's business (`allowExistingViolations`).
 pub fn containers_under_review(
     request: &crate::AdmissionRequest,
-    allow_existing_violations: bool,
 ) -> Result<Vec<ContainerRef>, String> {
     let kind = request.kind.kind.as_str();
-    let Some(object) = request.object.as_ref() else {
+    let Some(object) = request.object.as_ref().filter(|o| o.get() != "null") else {
         return Ok(Vec::new());
     };
     let mut list = containers(kind, object.get())?;
     if request.sub_resource.as_deref() == Some("ephemeralcontainers") {
         list.retain(|c| c.section == ContainerSection::EphemeralContainers);
-    }
-    if allow_existing_violations
-        && request.operation == "UPDATE"
-        && let Some(old) = request.old_object.as_ref().filter(|o| o.get() != "null")
-    {
-        // An unreadable old object hides nothing: judge every container.
-        let before = containers(kind, old.get()).unwrap_or_default();
-        list.retain(|c| {
-            !before
-                .iter()
-                .any(|b| b.section == c.section && b.name == c.name && b.image == c.image)
-        });
     }
     Ok(list)
 }
@@ -254,6 +294,44 @@ mod tests {
                 "{kind}"
             );
         }
+    }
+
+    #[test]
+    fn paths_and_keys_name_the_field() {
+        let deployment = format!(r#"{{"spec":{{"template":{{"spec":{POD_SPEC}}}}}}}"#);
+        let found = containers("Deployment", &deployment).unwrap_or_default();
+        let described: Vec<(String, String)> = found
+            .iter()
+            .map(|c| (c.key(), c.field_path("image")))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "container:a".to_string(),
+                    "spec.template.spec.containers[0].image".to_string()
+                ),
+                (
+                    "initContainer:i".into(),
+                    "spec.template.spec.initContainers[0].image".into()
+                ),
+                (
+                    "ephemeralContainer:e".into(),
+                    "spec.template.spec.ephemeralContainers[0].image".into()
+                ),
+            ]
+        );
+        let cron = r#"{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"name":"x"},{"name":"y"}]}}}}}}"#;
+        let found = containers("CronJob", cron).unwrap_or_default();
+        assert_eq!(
+            found[1].path,
+            "spec.jobTemplate.spec.template.spec.containers[1]"
+        );
+        let pod = format!(r#"{{"spec":{POD_SPEC}}}"#);
+        assert_eq!(
+            containers("Pod", &pod).unwrap_or_default()[0].path,
+            "spec.containers[0]"
+        );
     }
 
     #[test]

@@ -11,34 +11,22 @@
 //! containers can change, so only they are checked.
 
 use plate_policy_sdk::workload::containers_under_review;
-use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, export_policy};
+use plate_policy_sdk::{
+    ImageReference, PolicySettings, ValidationRequest, Verdict, Violation, export_policy,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Trusted registry hosts, or host/path prefixes.
-    #[serde(default = "default_registries")]
     pub registries: Vec<String>,
-    /// On UPDATE, judge only new or changed images, so an existing violation does
-    /// not block unrelated updates (Kyverno's `allowExistingViolations`).
-    #[serde(default = "yes")]
-    pub allow_existing_violations: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_registries() -> Vec<String> {
-    vec!["harbor.cocdev.co.kr".to_string()]
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            registries: default_registries(),
-            allow_existing_violations: true,
+            registries: vec!["harbor.cocdev.co.kr".to_string()],
         }
     }
 }
@@ -124,8 +112,22 @@ impl Trusted {
     }
 }
 
+/// The registry host of `reference` and its repository path under that host:
+/// `nginx` is (`docker.io`, `library/nginx`).
+fn host_and_path(reference: &ImageReference) -> (&str, String) {
+    let host = reference.registry();
+    let repository = reference.repository();
+    // `repository()` is always `{registry}/{path}`.
+    let path = repository
+        .strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .map(str::to_string)
+        .unwrap_or_else(|| repository.clone());
+    (host, path)
+}
+
 pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
-    let list = match containers_under_review(&req.request, req.settings.allow_existing_violations) {
+    let list = match containers_under_review(&req.request) {
         Ok(list) => list,
         Err(e) => return Verdict::error(e),
     };
@@ -145,39 +147,45 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
         let Some(image) = container.image.as_deref() else {
             continue;
         };
-        let who = format!("{} {:?}", container.section.noun(), container.name);
+        let who = container.describe();
+        let violation = |message: String, summary: String| {
+            Violation::new(container.key(), message)
+                .at(container.field_path("image"))
+                .summary(format!("{}: {summary}", container.name))
+        };
         let reference = match ImageReference::parse(image) {
             Ok(reference) => reference,
             Err(e) => {
-                violations.push(format!(
-                    "{who} uses image {image:?}, which is not a valid image reference ({e}); \
-                     write registry/repository:tag with a trusted registry ({names})"
+                violations.push(violation(
+                    format!(
+                        "{who} uses image {image:?}, which is not a valid image reference ({e}); \
+                         write registry/repository:tag with a trusted registry ({names})"
+                    ),
+                    format!("{image:?} is not a valid image reference"),
                 ));
                 continue;
             }
         };
-        let host = reference.registry();
-        let repository = reference.repository();
-        // `repository()` is always `{registry}/{path}`.
-        let path = repository
-            .strip_prefix(host)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .unwrap_or(&repository);
-        if trusted.iter().any(|t| t.covers(host, path)) {
+        let (host, path) = host_and_path(&reference);
+        if trusted.iter().any(|t| t.covers(host, &path)) {
             continue;
         }
+        let repository = reference.repository();
         // When the host is trusted for other paths only, the repository is what is wrong.
         let from = if trusted.iter().any(|t| t.host.eq_ignore_ascii_case(host)) {
             format!("repository {repository:?}")
         } else {
             format!("registry {host:?}")
         };
-        violations.push(format!(
-            "{who} uses image {image:?} from {from}, which is not in the trusted registries ({names}) for {env}; \
-             push the image to a trusted registry"
+        violations.push(violation(
+            format!(
+                "{who} uses image {image:?} from {from}, which is not in the trusted registries ({names}) for {env}; \
+                 push the image to a trusted registry"
+            ),
+            format!("{repository} is not from {names}"),
         ));
     }
-    Verdict::deny_all(violations)
+    Verdict::from_violations(violations)
 }
 
 export_policy!(validate, Settings);
@@ -232,17 +240,35 @@ mod tests {
     }
 
     #[test]
+    fn splits_references_into_host_and_path() {
+        let split = |image: &str| {
+            let r = ImageReference::parse(image).unwrap_or_else(|e| panic!("{image}: {e}"));
+            let (host, path) = host_and_path(&r);
+            (host.to_string(), path)
+        };
+        assert_eq!(split("nginx"), ("docker.io".into(), "library/nginx".into()));
+        assert_eq!(
+            split("bitnami/redis:7"),
+            ("docker.io".into(), "bitnami/redis".into())
+        );
+        assert_eq!(
+            split(
+                "harbor.cocdev.co.kr/plate/api@sha256:0123456789012345678901234567890123456789012345678901234567890123"
+            ),
+            ("harbor.cocdev.co.kr".into(), "plate/api".into())
+        );
+        assert_eq!(
+            split("localhost:5000/app"),
+            ("localhost:5000".into(), "app".into())
+        );
+    }
+
+    #[test]
     fn matches_at_path_boundaries() {
         let check = |entry: &str, image: &str| {
             let t = trusted(entry);
             let r = ImageReference::parse(image).unwrap_or_else(|e| panic!("{image}: {e}"));
-            let host = r.registry();
-            let repository = r.repository();
-            let path = repository
-                .strip_prefix(host)
-                .and_then(|p| p.strip_prefix('/'))
-                .unwrap_or_default()
-                .to_string();
+            let (host, path) = host_and_path(&r);
             t.covers(host, &path)
         };
         assert!(check(

@@ -3,10 +3,10 @@
 
 use super::{EXIT_BAD_INPUT, PolicySetArg};
 use crate::admission::{self, Context, Effect};
-use crate::engine::ContextObjects;
-use crate::environment::NoNamespaces;
 use crate::manifest::{self, RequestSpec};
-use crate::policy_set::{Loader, ModuleCache, PolicySet};
+use crate::objects::ObjectSource;
+use crate::policy_set::{Loader, Mode, ModuleCache, PolicySet};
+use crate::review;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let Some(context_objects) = super::context_files(&args.context) else {
         return EXIT_BAD_INPUT;
     };
-    let lookups: Arc<dyn ContextObjects> = Arc::new(context_objects);
+    let lookups: Arc<dyn ObjectSource> = Arc::new(context_objects);
     let known = set.environments.known_environments();
     if !known.contains(&args.env) {
         eprintln!(
@@ -85,7 +85,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             old_object: None,
             uid: &uid,
         };
-        let request = match manifest::to_request(&object.value, &spec) {
+        let bytes = match manifest::to_request(&object.value, &spec) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
@@ -95,44 +95,62 @@ pub fn run(args: &CheckArgs) -> u8 {
                 return EXIT_BAD_INPUT;
             }
         };
+        let request = match review::parse_request(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "error: {name}:{}: document {}: {e}",
+                    object.line, object.index
+                );
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let Some(slot) = engine.evaluation_slot_blocking() else {
+            eprintln!("error: the policy engine has no sandbox to run in");
+            return 1;
+        };
         let context = Context {
-            namespaces: &NoNamespaces,
             objects: &lookups,
-            raw_request: None,
             environment: Some(&args.env),
             deadline: Instant::now() + Duration::from_secs(10),
+            slot: Some(&slot),
         };
         let decision = admission::decide(&set, &request, &context);
         let target = object_ref(&request);
         for outcome in &decision.outcomes {
-            let (verdict, message) = match &outcome.effect {
-                Effect::Pass => {
-                    for w in &outcome.warnings {
-                        println!("WARN  {}  {target}  {w}", outcome.policy);
-                    }
-                    continue;
-                }
-                Effect::Deny(m) => ("DENY", m.clone()),
-                Effect::Warn(m) => ("WARN", m.clone()),
-                Effect::Audit(m) => ("AUDIT", m.clone()),
-                Effect::FailClosed(e) => ("DENY", format!("policy {e} (failurePolicy Fail)")),
-                Effect::FailOpen(e) => ("WARN", format!("policy {e} (failurePolicy Ignore)")),
-                Effect::DeadlineExceeded { fail_closed } => (
-                    if *fail_closed { "DENY" } else { "WARN" },
-                    "policy did not finish before the deadline".into(),
-                ),
+            let verdict = if outcome.denies() {
+                "DENY"
+            } else if outcome.mode == Mode::Audit && !outcome.violations().is_empty() {
+                "AUDIT"
+            } else {
+                "WARN"
             };
-            // A policy puts one violation per line; each gets its own report line.
-            for line in message.lines().filter(|l| !l.trim().is_empty()) {
-                println!("{verdict}  {}  {target}  {line}", outcome.policy);
+            match &outcome.effect {
+                Effect::Pass => {}
+                // One report line per violation.
+                Effect::Violations(violations) => {
+                    for v in violations {
+                        println!("{verdict}  {}  {target}  {}", outcome.policy, v.message);
+                    }
+                }
+                Effect::Failed {
+                    failure,
+                    fail_closed,
+                } => {
+                    let policy = if *fail_closed { "Fail" } else { "Ignore" };
+                    println!(
+                        "{verdict}  {}  {target}  policy {failure} (failurePolicy {policy})",
+                        outcome.policy
+                    );
+                }
             }
-            for w in &outcome.warnings {
+            for w in &outcome.advice {
                 println!("WARN  {}  {target}  {w}", outcome.policy);
             }
         }
         if !decision.allowed {
             denied += 1;
-        } else if !decision.warnings().is_empty() {
+        } else if !decision.warnings.is_empty() {
             warned += 1;
         }
     }
@@ -166,11 +184,10 @@ pub fn load_set(loader: &Loader<'_>, file: &Option<PathBuf>) -> Result<PolicySet
 }
 
 /// `Kind/namespace/name` (`Kind/name` for cluster-scoped objects).
-fn object_ref(
-    request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>,
-) -> String {
-    match request.namespace.as_deref() {
-        Some(ns) => format!("{}/{}/{}", request.kind.kind, ns, request.name),
-        None => format!("{}/{}", request.kind.kind, request.name),
+fn object_ref(request: &review::Review<'_>) -> String {
+    if request.namespace.is_empty() {
+        format!("{}/{}", request.kind, request.name)
+    } else {
+        format!("{}/{}/{}", request.kind, request.namespace, request.name)
     }
 }

@@ -69,8 +69,8 @@ fn cli_engine() -> Option<crate::engine::Engine> {
 }
 
 /// Context objects from `--context` files; prints the error and returns None on bad input.
-fn context_files(files: &[PathBuf]) -> Option<crate::static_objects::StaticObjects> {
-    let mut objects = crate::static_objects::StaticObjects::default();
+fn context_files(files: &[PathBuf]) -> Option<crate::objects::StaticObjects> {
+    let mut objects = crate::objects::StaticObjects::default();
     for file in files {
         if let Err(e) = objects.insert_file(file) {
             eprintln!("error: --context {e}");

@@ -44,7 +44,13 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
-    /// After SIGTERM, how long in-flight requests may take to finish, in seconds.
+    /// After SIGTERM, how long to stay unready but still accepting requests before
+    /// draining, in seconds: the time endpoints take to stop routing here.
+    /// Default: 5, or 0 with --dev.
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_delay_secs: Option<u64>,
+    /// After SIGTERM (and the shutdown delay), how long in-flight requests may take
+    /// to finish, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     pub drain_timeout_secs: u64,
     /// Sandboxes that may run at once (the engine's instance pool).
@@ -137,6 +143,11 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         },
         request_deadline: Duration::from_millis(args.request_timeout_ms.max(1)),
         max_body_bytes: args.max_body_bytes,
+        shutdown_delay: Duration::from_secs(args.shutdown_delay_secs.unwrap_or(if args.dev {
+            0
+        } else {
+            5
+        })),
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
         max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
         metrics_namespace_label: args.metrics_namespace_label,

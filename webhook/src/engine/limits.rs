@@ -1,8 +1,7 @@
-//! Per-evaluation limits (time, memory) and the store state that enforces memory.
+//! Per-evaluation limits of a policy: time and memory, with the defaults every
+//! policy gets when its policy-set entry names none (SPEC: 250 ms, 64 MiB).
 
 use super::EPOCH_TICK;
-use super::context::LookupScope;
-use wasmtime::ResourceLimiter;
 
 /// Limits of one policy, from its policy-set entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,17 +10,13 @@ pub struct Limits {
     pub memory_mib: u64,
 }
 
-impl Default for Limits {
-    /// The SPEC defaults: 250 ms and 64 MiB.
-    fn default() -> Self {
-        Limits {
-            timeout_ms: 250,
-            memory_mib: 64,
-        }
-    }
-}
-
 impl Limits {
+    /// The defaults: the one place they are written.
+    pub const DEFAULT: Limits = Limits {
+        timeout_ms: 250,
+        memory_mib: 64,
+    };
+
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
@@ -34,54 +29,28 @@ impl Limits {
     }
 }
 
-/// Store data: enforces the memory limit and remembers that it did, so a trap
-/// caused by it is reported as "memory limit", not as a generic trap.
-pub struct StoreState {
-    memory_limit: usize,
-    memory_exceeded: bool,
-    /// Present when the evaluation may look up context objects.
-    pub lookup: Option<LookupScope>,
-}
-
-/// Tables are only used for indirect calls; no honest policy needs more.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-
-impl StoreState {
-    pub fn new(memory_limit: usize, lookup: Option<LookupScope>) -> Self {
-        StoreState {
-            memory_limit,
-            memory_exceeded: false,
-            lookup,
-        }
-    }
-
-    pub fn memory_exceeded(&self) -> bool {
-        self.memory_exceeded
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
     }
 }
 
-impl ResourceLimiter for StoreState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_exceeded = true;
-            // An error (not `Ok(false)`) traps at once: a guest allocator that
-            // ignores failed growth cannot keep running past its limit.
-            wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_limit);
-        }
-        Ok(true)
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    #[test]
+    fn ticks_round_up_and_cover_a_partial_first_tick() {
+        let ticks = |timeout_ms| {
+            Limits {
+                timeout_ms,
+                memory_mib: 1,
+            }
+            .epoch_ticks()
+        };
+        assert_eq!(ticks(1), 2);
+        assert_eq!(ticks(250), 251);
+        assert_eq!(ticks(u64::MAX), u64::MAX);
+        assert_eq!(Limits::DEFAULT.memory_bytes(), 64 << 20);
     }
 }

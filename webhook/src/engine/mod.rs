@@ -3,22 +3,33 @@
 //! Each module is compiled once into an [`InstancePre`]; every evaluation gets a
 //! fresh `Store` and instance from the pooling allocator (no state survives between
 //! evaluations), an epoch deadline for its time limit and a resource limiter for its
-//! memory limit. Whatever the guest does, the caller gets a `Result`.
+//! memory limit. The engine owns the pool and hands it out as slots
+//! ([`EvaluationSlot`]); loading uses instances reserved for it. Whatever the guest
+//! does, the caller gets a `Result`.
+//!
+//! Modules: `abi` (exports, calls, verdict decoding), `limits`, `store` (per-store
+//! state), `lookup` (context lookup answers), `host` (imports on the linker),
+//! `slots` (the pool's accounting).
 
 mod abi;
-pub mod context;
+mod host;
 mod limits;
+mod lookup;
+mod slots;
+mod store;
 
-pub use abi::{ABI_VERSION, GuestVerdict};
-pub use context::{ContextKind, ContextObjects, LookupScope, LookupStats, NoObjects};
+pub use abi::{AnswerError, GuestVerdict, decode_verdict};
 pub use limits::Limits;
+pub use lookup::{LookupScope, LookupStats};
+pub use slots::{EvaluationSlot, LOAD_SLOTS};
 
-use abi::{AbiExports, MAX_VERDICT_BYTES};
-use limits::StoreState;
+use abi::AbiExports;
+use slots::{EvaluationSlots, LoadSlots};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use store::StoreState;
 use thiserror::Error;
 use wasmtime::{
     Config, Engine as WasmEngine, InstanceAllocationStrategy, InstancePre, Linker, Module,
@@ -61,6 +72,14 @@ pub enum EngineError {
     Timer(std::io::Error),
 }
 
+/// Why a module cache directory cannot be used.
+#[derive(Debug, Error)]
+#[error("module cache {}: {source}", dir.display())]
+pub struct CacheDirError {
+    pub dir: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
 /// Why a module could not be loaded. The caller adds the policy's name and file.
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -69,7 +88,7 @@ pub enum LoadError {
     #[error("is not a valid WebAssembly module: {0}")]
     Invalid(String),
     #[error(
-        "imports {0}, which the host does not provide: ABI v1 policies may import only \
+        "imports {0}, which the host does not provide: policies may import only \
          \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)"
     )]
     Imports(String),
@@ -92,10 +111,14 @@ pub enum EvalError {
     Trap(String),
     #[error("returned an unreadable verdict: {0}")]
     BadVerdict(String),
+    #[error("could not be given its input: {0}")]
+    Input(String),
     #[error("reported an error: {0}")]
     Guest(String),
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    #[error("could not be evaluated because of an internal error of plate-policy: {0}")]
+    Internal(String),
 }
 
 impl EvalError {
@@ -105,17 +128,21 @@ impl EvalError {
     }
 }
 
-/// The shared wasmtime engine plus its epoch timer.
+/// The shared wasmtime engine, its instance pool and its epoch timer.
 pub struct Engine {
     engine: WasmEngine,
     linker: Linker<StoreState>,
     stop_timer: Arc<AtomicBool>,
+    evaluation_slots: EvaluationSlots,
+    load_slots: Arc<LoadSlots>,
 }
 
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
         let mut pool = PoolingAllocationConfig::new();
-        let slots = config.max_concurrent_instances.max(1);
+        let evaluations = config.max_concurrent_instances.max(1);
+        // One instance per evaluation slot, plus the ones loading reserves.
+        let slots = evaluations.saturating_add(LOAD_SLOTS);
         pool.total_core_instances(slots)
             .total_memories(slots)
             .total_tables(slots)
@@ -145,19 +172,34 @@ impl Engine {
                 }
             })
             .map_err(EngineError::Timer)?;
-        // The one host function of ABI v1 is the optional context lookup; a module
-        // importing anything else fails to load, not at evaluation time.
         let mut linker = Linker::new(&engine);
-        context::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        host::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         Ok(Engine {
             engine,
             linker,
             stop_timer,
+            evaluation_slots: EvaluationSlots::new(evaluations),
+            load_slots: Arc::new(LoadSlots::new()),
         })
     }
 
-    /// Compiles and checks a module: no imports, the ABI v1 exports with the right
-    /// signatures, and a declared ABI version the host speaks.
+    /// Waits for an evaluation slot (None only if the pool is gone, which it never is).
+    pub async fn evaluation_slot(&self) -> Option<EvaluationSlot> {
+        self.evaluation_slots.acquire().await
+    }
+
+    /// Waits for an evaluation slot on this thread (the one-shot commands).
+    pub fn evaluation_slot_blocking(&self) -> Option<EvaluationSlot> {
+        self.evaluation_slots.acquire_blocking()
+    }
+
+    /// Evaluation slots free right now.
+    pub fn free_evaluation_slots(&self) -> usize {
+        self.evaluation_slots.available()
+    }
+
+    /// Compiles and checks a module: only provided imports, the ABI exports with the
+    /// right signatures, and a declared ABI version the host speaks.
     pub fn load(&self, bytes: &[u8]) -> Result<PolicyModule, LoadError> {
         self.load_cached(bytes, None)
     }
@@ -192,6 +234,11 @@ impl Engine {
                 }
             }
         });
+        let origin = if from_cache.is_some() {
+            Origin::Cache
+        } else {
+            Origin::Compiled
+        };
         let module = match from_cache {
             Some(module) => module,
             None => {
@@ -205,9 +252,7 @@ impl Engine {
         };
         let imports: Vec<String> = module
             .imports()
-            .filter(|i| {
-                !(i.module() == context::IMPORT_MODULE && i.name() == context::IMPORT_LOOKUP)
-            })
+            .filter(|i| !host::provides(i.module(), i.name()))
             .map(|i| format!("{:?}.{:?}", i.module(), i.name()))
             .collect();
         if !imports.is_empty() {
@@ -218,13 +263,24 @@ impl Engine {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
-        let policy = PolicyModule {
+        let mut policy = PolicyModule {
             pre,
             exports,
             engine: self.engine.clone(),
+            load_slots: Arc::clone(&self.load_slots),
+            abi_version: 0,
+            origin,
         };
-        policy.check_abi_version()?;
+        policy.abi_version = policy.read_abi_version()?;
         Ok(policy)
+    }
+
+    /// True when `dir` is usable as a module cache (created if missing).
+    pub fn prepare_cache_dir(dir: &Path) -> Result<(), CacheDirError> {
+        std::fs::create_dir_all(dir).map_err(|source| CacheDirError {
+            dir: dir.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -265,11 +321,23 @@ impl Drop for Engine {
     }
 }
 
+/// Where a module's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled from its bytes by this process.
+    Compiled,
+    /// Read from the module cache directory (no compile).
+    Cache,
+}
+
 /// A compiled, checked policy module, ready to instantiate.
 pub struct PolicyModule {
     pre: InstancePre<StoreState>,
     exports: AbiExports,
     engine: WasmEngine,
+    load_slots: Arc<LoadSlots>,
+    abi_version: i32,
+    origin: Origin,
 }
 
 /// A running instance for one evaluation.
@@ -279,6 +347,16 @@ struct Sandbox {
 }
 
 impl PolicyModule {
+    /// The ABI version the module declared (1 or 2).
+    pub fn abi_version(&self) -> i32 {
+        self.abi_version
+    }
+
+    /// Whether its code was compiled or read from the cache.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
     fn sandbox(&self, limits: &Limits, lookup: Option<LookupScope>) -> Result<Sandbox, EvalError> {
         let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes(), lookup));
         store.limiter(|state| state);
@@ -290,55 +368,47 @@ impl PolicyModule {
         }
     }
 
-    fn check_abi_version(&self) -> Result<(), LoadError> {
+    fn read_abi_version(&self) -> Result<i32, LoadError> {
+        let _slot = self.load_slots.acquire();
         let mut sandbox = self
-            .sandbox(&Limits::default(), None)
+            .sandbox(&Limits::DEFAULT, None)
             .map_err(|e| LoadError::Instantiate(e.to_string()))?;
-        let version = self
-            .exports
+        self.exports
             .abi_version(&mut sandbox.store, &sandbox.instance)
-            .map_err(|e| LoadError::Abi(format!("plate_abi_version failed: {e:#}")))?;
-        if version != ABI_VERSION {
-            return Err(LoadError::Abi(format!(
-                "declares ABI version {version} (plate_abi_version), but this host speaks version {ABI_VERSION}"
-            )));
-        }
-        Ok(())
+            .map_err(LoadError::Abi)
     }
 
-    /// Calls `plate_validate_settings`; `Ok(Err(message))` is the policy's own rejection.
+    /// Calls `plate_validate_settings` in an instance reserved for loading;
+    /// `Ok(Err(message))` is the policy's own rejection.
     pub fn validate_settings(
         &self,
         settings_json: &[u8],
         limits: &Limits,
     ) -> Result<Result<(), String>, EvalError> {
+        let _slot = self.load_slots.acquire();
         let (bytes, _) = self.call(limits, &[settings_json], None, |exports| {
             exports.validate_settings
         });
         abi::decode_settings_answer(&bytes?).map_err(EvalError::BadVerdict)
     }
 
-    /// One evaluation in a fresh sandbox. `input` is the ABI input document, given as
-    /// pieces that are written into guest memory back to back (no concatenation copy).
-    pub fn evaluate(&self, input: &[&[u8]], limits: &Limits) -> Result<GuestVerdict, EvalError> {
-        self.evaluate_with(input, limits, None).0
-    }
-
-    /// [`evaluate`](Self::evaluate) with context lookups allowed by `scope`; also
-    /// returns what the lookups did.
-    pub fn evaluate_with(
+    /// One evaluation in a fresh sandbox, in the pool slot `_slot` holds. `input` is
+    /// the ABI input document, given as pieces that are written into guest memory
+    /// back to back (no concatenation copy). Lookups are allowed as `scope` says;
+    /// also returns what they did.
+    pub fn evaluate(
         &self,
+        _slot: &EvaluationSlot,
         input: &[&[u8]],
         limits: &Limits,
         scope: Option<LookupScope>,
     ) -> (Result<GuestVerdict, EvalError>, LookupStats) {
         let (bytes, stats) = self.call(limits, input, scope, |exports| exports.validate);
         let result = bytes.and_then(|bytes| {
-            let verdict = abi::decode_verdict(&bytes).map_err(EvalError::BadVerdict)?;
-            match verdict.error {
-                Some(error) => Err(EvalError::Guest(error)),
-                None => Ok(verdict),
-            }
+            abi::decode_verdict(self.abi_version, &bytes).map_err(|e| match e {
+                AnswerError::Unreadable(m) => EvalError::BadVerdict(m),
+                AnswerError::Guest(m) => EvalError::Guest(m),
+            })
         });
         (result, stats)
     }
@@ -363,7 +433,8 @@ impl PolicyModule {
         let result = match result {
             Ok(bytes) => Ok(bytes),
             Err(abi::CallError::Wasm(e)) => Err(classify(&store, limits, e, EvalError::Trap)),
-            Err(abi::CallError::Verdict(message)) => Err(EvalError::BadVerdict(message)),
+            Err(abi::CallError::Input(message)) => Err(EvalError::Input(message)),
+            Err(abi::CallError::Answer(message)) => Err(EvalError::BadVerdict(message)),
         };
         let stats = store
             .data_mut()
@@ -391,9 +462,4 @@ fn classify(
         Some(trap) => EvalError::Trap(trap.to_string()),
         None => other(format!("{error:#}")),
     }
-}
-
-/// Verdict size cap, exported for documentation and tests.
-pub const fn max_verdict_bytes() -> usize {
-    MAX_VERDICT_BYTES
 }

@@ -2,7 +2,33 @@
 //! subresources. Compiled once when the set loads; matching allocates nothing.
 
 use super::model::{MatchSpec, Operation};
+use crate::review;
 use plate_policy_sdk::pattern::glob_match;
+use thiserror::Error;
+
+/// Why a kind selector is not one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{selector:?} is not a kind selector ({why}); write Kind, group/Kind, group/* or *")]
+pub struct KindSelectorError {
+    pub selector: String,
+    pub why: &'static str,
+}
+
+/// Why a `match` section cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MatchError {
+    #[error("kinds is empty: list the kinds this policy validates")]
+    NoKinds,
+    #[error("kinds[{index}]: {source}")]
+    Kind {
+        index: usize,
+        source: KindSelectorError,
+    },
+    #[error("operations is empty: list CREATE, UPDATE, DELETE, CONNECT or *")]
+    NoOperations,
+    #[error("namespaces.{list}[{index}] is empty")]
+    EmptyNamespacePattern { list: &'static str, index: usize },
+}
 
 /// A kind selector: `Kind`, `group/Kind`, `group/*`, `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,9 +40,10 @@ pub struct KindSelector {
 }
 
 impl KindSelector {
-    pub fn parse(s: &str) -> Result<KindSelector, String> {
-        let bad = |why: &str| {
-            format!("{s:?} is not a kind selector ({why}); write Kind, group/Kind, group/* or *")
+    pub fn parse(s: &str) -> Result<KindSelector, KindSelectorError> {
+        let bad = |why: &'static str| KindSelectorError {
+            selector: s.to_string(),
+            why,
         };
         if s == "*" {
             return Ok(KindSelector {
@@ -74,25 +101,27 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn compile(spec: &MatchSpec) -> Result<Matcher, String> {
+    pub fn compile(spec: &MatchSpec) -> Result<Matcher, MatchError> {
         if spec.kinds.is_empty() {
-            return Err("kinds is empty: list the kinds this policy validates".into());
+            return Err(MatchError::NoKinds);
         }
         let kinds = spec
             .kinds
             .iter()
             .enumerate()
-            .map(|(i, k)| KindSelector::parse(k).map_err(|e| format!("kinds[{i}]: {e}")))
+            .map(|(index, k)| {
+                KindSelector::parse(k).map_err(|source| MatchError::Kind { index, source })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if spec.operations.is_empty() {
-            return Err("operations is empty: list CREATE, UPDATE, DELETE, CONNECT or *".into());
+            return Err(MatchError::NoOperations);
         }
-        for (field, list) in [
+        for (list, patterns) in [
             ("include", &spec.namespaces.include),
             ("exclude", &spec.namespaces.exclude),
         ] {
-            if let Some(i) = list.iter().position(|p| p.is_empty()) {
-                return Err(format!("namespaces.{field}[{i}] is empty"));
+            if let Some(index) = patterns.iter().position(|p| p.is_empty()) {
+                return Err(MatchError::EmptyNamespacePattern { list, index });
             }
         }
         Ok(Matcher {
@@ -111,18 +140,14 @@ impl Matcher {
         &self,
         group: &str,
         kind: &str,
-        operation: Operation,
+        operation: review::Operation,
         namespace: &str,
         subresource: &str,
     ) -> bool {
         if !subresource.is_empty() && !self.subresources.iter().any(|s| s == subresource) {
             return false;
         }
-        if !self
-            .operations
-            .iter()
-            .any(|o| *o == Operation::All || *o == operation)
-        {
+        if !self.operations.iter().any(|o| o.matches(operation)) {
             return false;
         }
         if !self.kinds.iter().any(|k| k.matches(group, kind)) {
@@ -141,11 +166,12 @@ impl Matcher {
 mod tests {
     use super::*;
     use crate::policy_set::model::NamespaceFilter;
+    use crate::review::Operation;
 
     fn spec(kinds: &[&str], include: &[&str], exclude: &[&str]) -> MatchSpec {
         MatchSpec {
             kinds: kinds.iter().map(|s| s.to_string()).collect(),
-            operations: vec![Operation::Create, Operation::Update],
+            operations: vec![super::Operation::Create, super::Operation::Update],
             namespaces: NamespaceFilter {
                 include: include.iter().map(|s| s.to_string()).collect(),
                 exclude: exclude.iter().map(|s| s.to_string()).collect(),
@@ -176,6 +202,40 @@ mod tests {
         assert!(!m.matches("", "Pod", Operation::Create, "plate-system", ""));
         assert!(!m.matches("", "Pod", Operation::Create, "other", ""));
         assert!(m.matches("", "ClusterRole", Operation::Create, "", ""));
+    }
+
+    #[test]
+    fn operation_selectors() {
+        let mut all = spec(&["Pod"], &[], &[]);
+        all.operations = vec![super::Operation::All];
+        let m = Matcher::compile(&all).unwrap_or_else(|e| panic!("{e}"));
+        for op in [
+            Operation::Create,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Connect,
+        ] {
+            assert!(m.matches("", "Pod", op, "a", ""), "{op:?}");
+        }
+        let mut delete = spec(&["Pod"], &[], &[]);
+        delete.operations = vec![super::Operation::Delete];
+        let m = Matcher::compile(&delete).unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.matches("", "Pod", Operation::Delete, "a", ""));
+        assert!(!m.matches("", "Pod", Operation::Create, "a", ""));
+        let mut none = spec(&["Pod"], &[], &[]);
+        none.operations.clear();
+        assert_eq!(
+            Matcher::compile(&none).err(),
+            Some(MatchError::NoOperations)
+        );
+        let empty = spec(&["Pod"], &["a", ""], &[]);
+        assert_eq!(
+            Matcher::compile(&empty).err(),
+            Some(MatchError::EmptyNamespacePattern {
+                list: "include",
+                index: 1
+            })
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 mod matching;
 pub mod model;
 
-pub use matching::{KindSelector, Matcher};
+pub use matching::{KindSelector, KindSelectorError, MatchError, Matcher};
 pub use model::{FailurePolicy, Mode, Operation};
 
 use crate::builtin;
-use crate::engine::{ContextKind, Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
+use crate::engine::{CacheDirError, Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
 use crate::environment::EnvironmentResolver;
+use crate::objects::ObjectKind;
 use model::{PolicySetFile, Spanned};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -80,7 +81,9 @@ pub struct Policy {
     pub failure_policy: FailurePolicy,
     pub limits: Limits,
     /// Kinds this policy may look up; empty: no lookups.
-    pub context: Arc<[ContextKind]>,
+    pub context: Arc<[ObjectKind]>,
+    /// On UPDATE, violations the old object already had are dropped.
+    pub allow_existing_violations: bool,
 }
 
 impl Policy {
@@ -110,8 +113,8 @@ impl PolicySet {
     }
 
     /// Every kind some policy may look up: the context caches `serve` keeps.
-    pub fn context_kinds(&self) -> Vec<ContextKind> {
-        let mut kinds: Vec<ContextKind> = self
+    pub fn context_kinds(&self) -> Vec<ObjectKind> {
+        let mut kinds: Vec<ObjectKind> = self
             .policies
             .iter()
             .flat_map(|p| p.context.iter().cloned())
@@ -126,15 +129,14 @@ impl PolicySet {
     }
 
     /// A copy with only the named policies (for `test` suites that test one policy).
-    pub fn only(&self, names: &[String]) -> Result<PolicySet, String> {
+    pub fn only(&self, names: &[String]) -> Result<PolicySet, UnknownPolicy> {
         for name in names {
             if self.policy(name).is_none() {
-                let known: Vec<&str> = self.policies.iter().map(|p| &*p.name).collect();
-                return Err(format!(
-                    "the policy set {} has no policy {name:?} (it has: {})",
-                    self.source,
-                    known.join(", ")
-                ));
+                return Err(UnknownPolicy {
+                    set: self.source.clone(),
+                    name: name.clone(),
+                    known: self.policies.iter().map(|p| p.name.to_string()).collect(),
+                });
             }
         }
         Ok(PolicySet {
@@ -151,6 +153,15 @@ impl PolicySet {
     }
 }
 
+/// A policy name the set does not have.
+#[derive(Debug, Error)]
+#[error("the policy set {set} has no policy {name:?} (it has: {})", known.join(", "))]
+pub struct UnknownPolicy {
+    pub set: String,
+    pub name: String,
+    pub known: Vec<String>,
+}
+
 /// Compiled modules by content, so reloading a set recompiles only what changed;
 /// optionally backed by a directory of compiled code that survives restarts.
 #[derive(Default)]
@@ -161,9 +172,8 @@ pub struct ModuleCache {
 
 impl ModuleCache {
     /// A cache that also keeps compiled code in `dir` (created if missing).
-    pub fn with_dir(dir: PathBuf) -> Result<ModuleCache, String> {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("module cache {}: {e}", dir.display()))?;
+    pub fn with_dir(dir: PathBuf) -> Result<ModuleCache, CacheDirError> {
+        Engine::prepare_cache_dir(&dir)?;
         Ok(ModuleCache {
             modules: Mutex::default(),
             dir: Some(dir),
@@ -287,6 +297,16 @@ impl Loader<'_> {
                 field: Some("spec.environments.label".into()),
                 message: "is empty: name the namespace label that holds the environment".into(),
             });
+        } else if !plate_policy_sdk::k8s::is_qualified_name(&envs.label) {
+            problems.push(Problem {
+                line: None,
+                column: None,
+                field: Some("spec.environments.label".into()),
+                message: format!(
+                    "{:?} is not a valid label key ([prefix/]name: a DNS subdomain prefix, a name of at most 63 letters, digits, - _ .)",
+                    envs.label
+                ),
+            });
         }
         let resolver = EnvironmentResolver::new(
             envs.label,
@@ -376,6 +396,21 @@ impl Loader<'_> {
                     None
                 }
             };
+            if entry
+                .settings
+                .value
+                .get("allowExistingViolations")
+                .is_some()
+            {
+                problems.push(at(
+                    &entry.settings,
+                    &format!("{field}.settings.allowExistingViolations"),
+                    format!(
+                        "policy {name:?}: allowExistingViolations is no longer a setting of the policy: move it to the policy entry ({field}.allowExistingViolations), where it works for every policy"
+                    ),
+                ));
+                continue;
+            }
             let settings_json = match &entry.settings.value {
                 serde_json::Value::Null => b"{}".to_vec(),
                 value @ serde_json::Value::Object(_) => value.to_string().into_bytes(),
@@ -431,6 +466,7 @@ impl Loader<'_> {
                 failure_policy: entry.failure_policy,
                 limits,
                 context: entry.context.value.into(),
+                allow_existing_violations: entry.allow_existing_violations,
             }));
         }
         Some(PolicySet {

@@ -123,10 +123,14 @@ pub struct PolicyEntry {
     pub memory_mib: Spanned<u64>,
     /// Kinds the policy may look up (`plate.lookup_object`); nothing else is visible to it.
     #[serde(default = "no_context")]
-    pub context: Spanned<Vec<crate::engine::ContextKind>>,
+    pub context: Spanned<Vec<crate::objects::ObjectKind>>,
+    /// On UPDATE, drop violations the old object already had (same key and
+    /// message), so an existing violation does not block unrelated updates.
+    #[serde(default)]
+    pub allow_existing_violations: bool,
 }
 
-fn no_context() -> Spanned<Vec<crate::engine::ContextKind>> {
+fn no_context() -> Spanned<Vec<crate::objects::ObjectKind>> {
     unspanned(Vec::new())
 }
 
@@ -144,11 +148,11 @@ fn no_settings() -> Spanned<serde_json::Value> {
 }
 
 fn default_timeout() -> Spanned<u64> {
-    unspanned(250)
+    unspanned(crate::engine::Limits::DEFAULT.timeout_ms)
 }
 
 fn default_memory() -> Spanned<u64> {
-    unspanned(64)
+    unspanned(crate::engine::Limits::DEFAULT.memory_mib)
 }
 
 /// What a violation does to the request.
@@ -212,6 +216,7 @@ pub struct NamespaceFilter {
     pub exclude: Vec<String>,
 }
 
+/// An operation a policy matches (`*`: all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Operation {
     #[serde(rename = "CREATE")]
@@ -227,14 +232,17 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub fn parse(s: &str) -> Option<Operation> {
-        match s {
-            "CREATE" => Some(Operation::Create),
-            "UPDATE" => Some(Operation::Update),
-            "DELETE" => Some(Operation::Delete),
-            "CONNECT" => Some(Operation::Connect),
-            _ => None,
-        }
+    /// Does this selector match a request's operation?
+    pub fn matches(self, operation: crate::review::Operation) -> bool {
+        use crate::review::Operation as Request;
+        matches!(
+            (self, operation),
+            (Operation::All, _)
+                | (Operation::Create, Request::Create)
+                | (Operation::Update, Request::Update)
+                | (Operation::Delete, Request::Delete)
+                | (Operation::Connect, Request::Connect)
+        )
     }
 
     pub fn as_str(self) -> &'static str {

@@ -2,7 +2,8 @@
 //! health port's `/healthz` and `/readyz`.
 
 use super::AppState;
-use crate::admission::{self, Context, parse_review_raw};
+use crate::admission::{self, Context};
+use crate::review;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -47,90 +49,98 @@ pub async fn validate(
             return rejection.into_response();
         }
     };
-    let (request, raw_request) = match parse_review_raw(&body) {
-        Ok(parsed) => (parsed.request, parsed.raw_request),
-        Err(message) => return bad_request(&state, StatusCode::BAD_REQUEST, message),
+    let review = match review::parse(&body) {
+        Ok(review) => review,
+        Err(e) => return bad_request(&state, StatusCode::BAD_REQUEST, e.to_string()),
     };
     let span = tracing::info_span!(
         "admission",
-        uid = %request.uid,
-        kind = %request.kind.kind,
-        namespace = request.namespace.as_deref().unwrap_or(""),
-        operation = ?request.operation,
+        uid = %review.uid,
+        kind = %review.kind,
+        namespace = %review.namespace,
+        operation = review.operation.as_str(),
         environment = tracing::field::Empty,
         decision = tracing::field::Empty,
     );
-    async move {
-        tracing::debug!("admission request received");
-        let deadline = received + state.request_deadline;
-        // Waiting for a free sandbox counts against the request's deadline.
-        let permit = match tokio::time::timeout_at(
-            deadline.into(),
-            Arc::clone(&state.evaluations).acquire_owned(),
-        )
+    decide_within_deadline(&state, &review, received)
+        .instrument(span)
         .await
-        {
-            Ok(Ok(permit)) => Some(permit),
-            _ => None,
+}
+
+/// Decides a parsed review (inside its span) and answers it.
+async fn decide_within_deadline(
+    state: &Arc<AppState>,
+    review: &review::Review<'_>,
+    received: Instant,
+) -> Response {
+    let span = tracing::Span::current();
+    tracing::debug!("admission request received");
+    let deadline = received + state.request_deadline;
+    // Waiting for a free sandbox counts against the request's deadline.
+    let slot = tokio::time::timeout_at(deadline.into(), state.engine.evaluation_slot())
+        .await
+        .ok()
+        .flatten();
+    let set = state.policy_set.load_full();
+    // Evaluate on this worker thread, telling tokio it blocks (its other tasks move
+    // to another thread): a hand-off to the blocking pool costs two thread wake-ups
+    // per request, which measured more than the evaluation itself.
+    let decided = tokio::task::block_in_place(|| {
+        let context = Context {
+            objects: &state.objects,
+            environment: None,
+            deadline,
+            slot: slot.as_ref(),
         };
-        let set = state.policy_set.load_full();
-        let worker_set = Arc::clone(&set);
-        let worker_state = Arc::clone(&state);
-        // Evaluate on this worker thread, telling tokio it blocks (its other tasks move
-        // to another thread): a hand-off to the blocking pool costs two thread
-        // wake-ups per request, which measured more than the evaluation itself.
-        let decided: Result<_, std::convert::Infallible> = tokio::task::block_in_place(move || {
-            let context = Context {
-                namespaces: worker_state.namespaces.as_ref(),
-                objects: &worker_state.objects,
-                raw_request: body.get(raw_request),
-                environment: None,
-                // Without a permit the deadline has passed: every policy fails fast.
-                deadline: if permit.is_some() {
-                    deadline
-                } else {
-                    Instant::now()
-                },
-            };
-            let decision = admission::decide(&worker_set, &request, &context);
-            drop(permit);
-            Ok((request, decision))
-        });
-        let (request, decision) = match decided {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::error!(error = %e, "evaluation task failed");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "evaluation failed").into_response();
-            }
-        };
-        let operation = serde_json::to_value(&request.operation)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        state.metrics.record(
-            &set,
-            &request.kind.kind,
-            &operation,
-            request.namespace.as_deref().unwrap_or(""),
-            &decision,
-            received.elapsed(),
-        );
-        let span = tracing::Span::current();
-        span.record(
-            "environment",
-            decision.environment.as_deref().unwrap_or("unknown"),
-        );
-        span.record("decision", decision.label());
-        tracing::info!(
-            policies = decision.outcomes.len(),
-            elapsed_us = received.elapsed().as_micros() as u64,
-            "decided"
-        );
-        let review = decision.to_response(&request).into_review();
-        axum::Json(review).into_response()
-    }
-    .instrument(span)
-    .await
+        // A panic outside any policy's evaluation (those become the policy's
+        // failure outcome in `decide`) still gets an answer, not a dropped connection.
+        catch_unwind(AssertUnwindSafe(|| {
+            admission::decide(&set, review, &context)
+        }))
+    });
+    drop(slot);
+    let decision = match decided {
+        Ok(decision) => decision,
+        Err(panic) => {
+            let cause = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(%cause, "plate-policy panicked while deciding; denying the request");
+            let message = format!(
+                "plate-policy could not decide this request because of an internal error ({cause}); it is denied: retry, and report the error if it persists"
+            );
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                review::encode_response(&review.uid, false, Some(&message), &[]),
+            )
+                .into_response();
+        }
+    };
+    state.metrics.record(
+        &set,
+        &review.kind,
+        review.operation.as_str(),
+        &review.namespace,
+        &decision,
+        received.elapsed(),
+    );
+    span.record(
+        "environment",
+        decision.environment.as_deref().unwrap_or("unknown"),
+    );
+    span.record("decision", decision.label);
+    tracing::info!(
+        policies = decision.outcomes.len(),
+        elapsed_us = received.elapsed().as_micros() as u64,
+        "decided"
+    );
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        decision.response(&review.uid),
+    )
+        .into_response()
 }
 
 pub fn health_router(state: Arc<AppState>) -> Router {
@@ -153,8 +163,10 @@ pub fn health_router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    if let Some(cache) = &state.namespace_cache {
-        state.metrics.set_namespace_cache_entries(cache.len());
+    if let Some(cluster) = &state.cluster {
+        state
+            .metrics
+            .set_namespace_cache_entries(cluster.count(&crate::objects::ObjectKind::namespace()));
     }
     match state.metrics.encode() {
         Ok(text) => (

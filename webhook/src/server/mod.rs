@@ -5,11 +5,10 @@ mod handler;
 mod reload;
 pub mod tls;
 
-use crate::context_cache::ContextCache;
-use crate::engine::{ContextObjects, Engine, EngineConfig, EngineError, NoObjects};
-use crate::environment::{NamespaceLabels, NoNamespaces};
+use crate::engine::{CacheDirError, Engine, EngineConfig, EngineError};
 use crate::metrics::{Metrics, MetricsError};
-use crate::namespace_cache::NamespaceCache;
+use crate::objects::reflector::ClusterObjects;
+use crate::objects::{NoObjects, ObjectKind, ObjectSource};
 use crate::policy_set::{Loader, ModuleCache, PolicySet, PolicySetError};
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -18,6 +17,7 @@ use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub struct ServeOptions {
     /// Server-side deadline of one admission request.
     pub request_deadline: Duration,
     pub max_body_bytes: usize,
+    /// After SIGTERM, how long to keep accepting while unready (endpoints take a
+    /// moment to stop routing here), before draining.
+    pub shutdown_delay: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
     pub max_concurrent_evaluations: u32,
@@ -94,8 +97,8 @@ pub enum ServeError {
     Watch(String),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
-    #[error("{0}")]
-    ModuleCache(String),
+    #[error(transparent)]
+    ModuleCache(#[from] CacheDirError),
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -103,33 +106,28 @@ pub enum ServeError {
 /// What request handlers share.
 pub struct AppState {
     pub policy_set: ArcSwap<PolicySet>,
-    pub namespaces: Arc<dyn NamespaceLabels>,
-    pub namespace_cache: Option<Arc<NamespaceCache>>,
-    /// Objects policies may look up (`context` kinds), and their caches for readiness.
-    pub objects: Arc<dyn ContextObjects>,
-    pub context_cache: Option<Arc<ContextCache>>,
+    /// The engine: its evaluation slots bound concurrent evaluations.
+    pub engine: Arc<Engine>,
+    /// Namespaces and the objects policies may look up.
+    pub objects: Arc<dyn ObjectSource>,
+    /// The same objects as watched from a cluster, for readiness (None without one).
+    pub cluster: Option<Arc<ClusterObjects>>,
     pub request_deadline: Duration,
-    /// Bounds concurrent evaluations to the engine's instance pool.
-    pub evaluations: Arc<Semaphore>,
     pub shutting_down: AtomicBool,
     pub metrics: Metrics,
 }
 
 impl AppState {
-    /// Ready: policies loaded (always, once serving), namespace cache synced, not draining.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    /// Ready: policies loaded (always, once serving), caches synced, not draining.
+    pub fn readiness(&self) -> Result<(), String> {
         if self.shutting_down.load(Ordering::Acquire) {
-            return Err("shutting down");
+            return Err("shutting down".into());
         }
-        if let Some(cache) = &self.namespace_cache
-            && !cache.synced()
-        {
-            return Err("namespace cache not synced yet");
-        }
-        if let Some(cache) = &self.context_cache
-            && !cache.unsynced().is_empty()
-        {
-            return Err("context caches not synced yet");
+        if let Some(cluster) = &self.cluster {
+            let unsynced = cluster.unsynced();
+            if !unsynced.is_empty() {
+                return Err(format!("caches not synced yet: {}", unsynced.join(", ")));
+            }
         }
         Ok(())
     }
@@ -141,7 +139,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         max_concurrent_instances: options.max_concurrent_evaluations,
     })?);
     let cache = Arc::new(match &options.module_cache {
-        Some(dir) => ModuleCache::with_dir(dir.clone()).map_err(ServeError::ModuleCache)?,
+        Some(dir) => ModuleCache::with_dir(dir.clone())?,
         None => ModuleCache::default(),
     });
     let set = {
@@ -168,42 +166,27 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         metrics.set_certificate_expiry(&leaf);
     }
 
-    let (namespaces, namespace_cache, objects, context_cache): (
-        Arc<dyn NamespaceLabels>,
-        _,
-        Arc<dyn ContextObjects>,
-        _,
-    ) = match &options.namespaces {
+    let (objects, cluster): (Arc<dyn ObjectSource>, _) = match &options.namespaces {
         NamespaceSource::None => {
             if !set.context_kinds().is_empty() {
                 tracing::warn!("no cluster: context lookups answer \"not found\"");
             }
-            (Arc::new(NoNamespaces), None, Arc::new(NoObjects), None)
+            (Arc::new(NoObjects), None)
         }
         NamespaceSource::Kube { kubeconfig } => {
             let client = kube_client(kubeconfig.as_ref()).await?;
-            let cache = Arc::new(NamespaceCache::start(client.clone()));
-            // Reflectors only for the kinds some policy may look up.
-            let context = Arc::new(ContextCache::start(&client, &set.context_kinds()));
-            (
-                Arc::clone(&cache) as Arc<dyn NamespaceLabels>,
-                Some(cache),
-                Arc::clone(&context) as Arc<dyn ContextObjects>,
-                Some(context),
-            )
+            // Watchers for Namespaces and for the kinds some policy may look up.
+            let cluster = Arc::new(ClusterObjects::start(&client, &set.context_kinds()));
+            (Arc::clone(&cluster) as Arc<dyn ObjectSource>, Some(cluster))
         }
     };
 
     let state = Arc::new(AppState {
         policy_set: ArcSwap::from_pointee(set),
-        namespaces,
-        namespace_cache,
+        engine: Arc::clone(&engine),
         objects,
-        context_cache,
+        cluster,
         request_deadline: options.request_deadline,
-        evaluations: Arc::new(Semaphore::new(
-            options.max_concurrent_evaluations.max(1) as usize
-        )),
         shutting_down: AtomicBool::new(false),
         metrics,
     });
@@ -260,22 +243,31 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         }
     });
 
-    let signals = tokio::spawn(wait_for_signal());
+    // On SIGTERM: unready at once (endpoints stop routing here), still accepting for
+    // the shutdown delay (routing takes that long to change), then stop accepting
+    // and drain what is in flight.
+    let unready_state = Arc::clone(&state);
+    let shutdown_delay = options.shutdown_delay;
+    let stop_accepting = async move {
+        wait_for_signal().await?;
+        unready_state.shutting_down.store(true, Ordering::Release);
+        tracing::info!(delay = ?shutdown_delay, "shutting down: unready, still accepting during the shutdown delay");
+        tokio::time::sleep(shutdown_delay).await;
+        Ok(())
+    };
     let graceful = GracefulShutdown::new();
     accept_loop(
         listener,
         TlsAcceptor::from(tls_config),
         webhook,
         &graceful,
-        signals,
+        stop_accepting,
         Arc::new(Semaphore::new(options.max_connections.max(1))),
         options.client_timeout,
     )
     .await?;
 
-    // Draining: unready first so endpoints stop routing here, then finish in-flight work.
-    state.shutting_down.store(true, Ordering::Release);
-    tracing::info!(timeout = ?options.drain_timeout, "shutting down: draining in-flight requests");
+    tracing::info!(timeout = ?options.drain_timeout, "shutting down: no longer accepting; draining in-flight requests");
     match tokio::time::timeout(options.drain_timeout, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("drain timeout passed; closing the remaining connections"),
@@ -290,11 +282,11 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     app: Router,
     graceful: &GracefulShutdown,
-    signals: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    stop: impl Future<Output = Result<(), std::io::Error>>,
     connections: Arc<Semaphore>,
     client_timeout: Duration,
 ) -> Result<(), ServeError> {
-    let mut signals = signals;
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             accepted = accept_within_limit(&listener, &connections) => {
@@ -346,12 +338,8 @@ async fn accept_loop(
                     drop(permit);
                 });
             }
-            signal = &mut signals => {
-                match signal {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(e)) => return Err(ServeError::Signal(e)),
-                    Err(e) => return Err(ServeError::Signal(std::io::Error::other(e))),
-                }
+            stopped = &mut stop => {
+                return stopped.map_err(ServeError::Signal);
             }
         }
     }
@@ -373,6 +361,19 @@ async fn accept_within_limit(
         .map_err(std::io::Error::other)?;
     let (tcp, peer) = listener.accept().await?;
     Ok((tcp, peer, permit))
+}
+
+/// Context kinds `set` needs that the running watchers do not cover (without a
+/// cluster, lookups answer "not found" for every kind, so nothing is missing).
+pub fn missing_context_kinds(state: &AppState, set: &PolicySet) -> Vec<ObjectKind> {
+    let Some(cluster) = &state.cluster else {
+        return Vec::new();
+    };
+    let running = cluster.kinds();
+    set.context_kinds()
+        .into_iter()
+        .filter(|k| !running.contains(k))
+        .collect()
 }
 
 async fn wait_for_signal() -> Result<(), std::io::Error> {

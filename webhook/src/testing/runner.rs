@@ -4,11 +4,11 @@
 
 use super::suite::{Case, ContextItem, Expect, SuiteFile};
 use crate::admission::{self, Context, Decision};
-use crate::engine::ContextObjects;
-use crate::environment::StaticNamespaces;
+use crate::engine::Engine;
 use crate::manifest::{self, RequestSpec};
+use crate::objects::{ObjectSource, StaticObjects};
 use crate::policy_set::{Loader, Policy, PolicySet, first_line};
-use crate::static_objects::StaticObjects;
+use crate::review;
 use regex::Regex;
 use serde_saphyr::Spanned;
 use std::path::{Path, PathBuf};
@@ -110,8 +110,15 @@ impl<'a> Runner<'a> {
         let mut results = Vec::with_capacity(suite.cases.len());
         for (i, case) in suite.cases.iter().enumerate() {
             let start = Instant::now();
-            let status =
-                run_case(&set, case, &base, i, &self.shared_context).unwrap_or_else(Status::Error);
+            let status = run_case(
+                self.loader.engine,
+                &set,
+                case,
+                &base,
+                i,
+                &self.shared_context,
+            )
+            .unwrap_or_else(Status::Error);
             results.push(CaseResult {
                 suite: file.clone(),
                 name: case.value.name.clone(),
@@ -182,6 +189,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn run_case(
+    engine: &Engine,
     set: &PolicySet,
     case: &Spanned<Case>,
     base: &Path,
@@ -197,7 +205,7 @@ fn run_case(
     };
     let operation = case.operation.as_deref().unwrap_or("CREATE");
     let uid = format!("plate-policy-test-{index}");
-    let request = manifest::to_request(
+    let bytes = manifest::to_request(
         &object,
         &RequestSpec {
             operation,
@@ -205,7 +213,9 @@ fn run_case(
             old_object: case.old_object.as_ref(),
             uid: &uid,
         },
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
+    let request = review::parse_request(&bytes).map_err(|e| e.to_string())?;
     if let Some(env) = &case.environment {
         let known = set.environments.known_environments();
         if !known.contains(env) {
@@ -216,24 +226,31 @@ fn run_case(
         }
     }
     let set = with_overrides(set, case)?;
-    let mut namespaces = StaticNamespaces::default();
-    if let (Some(labels), Some(ns)) = (&case.namespace_labels, request.namespace.as_ref()) {
-        namespaces.0.insert(ns.clone(), Arc::new(labels.clone()));
-    }
     let mut objects = shared_context.clone();
+    if let Some(labels) = &case.namespace_labels
+        && !request.namespace.is_empty()
+    {
+        objects.insert_namespace(&request.namespace, labels);
+    }
     for item in &case.context {
         match item {
-            ContextItem::File(rel) => objects.insert_file(&base.join(rel))?,
-            ContextItem::Object(map) => objects.insert(&serde_json::Value::Object(map.clone()))?,
+            ContextItem::File(rel) => objects
+                .insert_file(&base.join(rel))
+                .map_err(|e| e.to_string())?,
+            ContextItem::Object(map) => objects
+                .insert(&serde_json::Value::Object(map.clone()))
+                .map_err(|e| e.to_string())?,
         }
     }
-    let objects: Arc<dyn ContextObjects> = Arc::new(objects);
+    let objects: Arc<dyn ObjectSource> = Arc::new(objects);
+    let slot = engine
+        .evaluation_slot_blocking()
+        .ok_or("the policy engine has no sandbox to run in")?;
     let context = Context {
-        namespaces: &namespaces,
         objects: &objects,
-        raw_request: None,
         environment: case.environment.as_deref(),
         deadline: Instant::now() + CASE_DEADLINE,
+        slot: Some(&slot),
     };
     let decision = admission::decide(&set, &request, &context);
     compare(case, &decision)
@@ -255,7 +272,7 @@ fn load_object(path: &Path) -> Result<serde_json::Value, String> {
 
 /// The set with the case's settings and mode applied to every policy in it.
 fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
-    if case.settings.is_none() && case.mode.is_none() {
+    if case.settings.is_none() && case.mode.is_none() && case.allow_existing_violations.is_none() {
         return Ok(PolicySet {
             source: set.source.clone(),
             name: set.name.clone(),
@@ -288,6 +305,9 @@ fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
         if let Some(mode) = case.mode {
             changed.mode = mode;
         }
+        if let Some(allow) = case.allow_existing_violations {
+            changed.allow_existing_violations = allow;
+        }
         policies.push(Arc::new(changed));
     }
     Ok(PolicySet {
@@ -299,17 +319,17 @@ fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
 }
 
 fn compare(case: &Case, decision: &Decision) -> Result<Status, String> {
-    let warnings = decision.warnings();
     let actual = if !decision.allowed {
         Expect::Deny
-    } else if !warnings.is_empty() {
+    } else if !decision.warning_details.is_empty() {
         Expect::Warn
     } else {
         Expect::Allow
     };
+    // Messages are compared in full (the response's warnings are their short forms).
     let text = match actual {
-        Expect::Deny => decision.denial_message().unwrap_or_default(),
-        Expect::Warn => warnings.join("\n"),
+        Expect::Deny => decision.denial.clone().unwrap_or_default(),
+        Expect::Warn => decision.warning_details.join("\n"),
         Expect::Allow => String::new(),
     };
     if actual != case.expect {

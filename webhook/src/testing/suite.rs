@@ -78,6 +78,9 @@ pub struct Case {
     /// Replace the mode of the policies under test.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Replace `allowExistingViolations` of the policies under test.
+    #[serde(default)]
+    pub allow_existing_violations: Option<bool>,
     pub expect: Expect,
     /// A substring the denial (deny) or the warnings (warn) must contain.
     #[serde(default)]
