@@ -283,3 +283,91 @@ fn compiled_modules_are_reused_from_the_cache_directory() {
         b"not compiled code"
     );
 }
+
+#[test]
+fn loading_finds_room_while_every_evaluation_slot_runs_a_slow_policy() {
+    use plate_policy::policy_set::{Loader, ModuleCache};
+    use std::sync::mpsc;
+    const SLOTS: u32 = 2;
+    let engine = std::sync::Arc::new(
+        Engine::new(&EngineConfig {
+            max_concurrent_instances: SLOTS,
+        })
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let slow = std::sync::Arc::new(load(&engine, Hostile::InfiniteLoop));
+    let slow_limits = Limits {
+        timeout_ms: 1500,
+        memory_mib: 16,
+    };
+    // Every slot runs the slow policy (1.5 s each) ...
+    let (started, running) = mpsc::channel();
+    let mut busy = Vec::new();
+    for _ in 0..SLOTS {
+        let (engine, slow, started) = (engine.clone(), slow.clone(), started.clone());
+        busy.push(std::thread::spawn(move || {
+            let slot = engine.evaluation_slot_blocking()?;
+            let _ = started.send(());
+            Some(slow.evaluate(&slot, &[INPUT], &slow_limits, None).0)
+        }));
+    }
+    for _ in 0..SLOTS {
+        running
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("a slow evaluation did not start: {e}"));
+    }
+    assert_eq!(engine.free_evaluation_slots(), 0);
+    let loaded_at = Instant::now();
+    // ... while a policy set loads: compiling, checking the ABI version and
+    // validating settings all instantiate modules.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("allow.wasm"), Hostile::AllowAll.wasm())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies:\n    - name: allow\n      module: allow.wasm\n      match: {kinds: [Pod]}\n    - name: nlt\n      module: builtin:no-latest-tag\n      match: {kinds: [Pod]}\n";
+    let cache = ModuleCache::default();
+    let set = Loader {
+        engine: &engine,
+        cache: &cache,
+    }
+    .load_str("reload.yaml", text, Some(dir.path()));
+    let load_took = loaded_at.elapsed();
+    assert!(
+        set.is_ok(),
+        "loading failed while every slot was busy: {}",
+        set.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    // The load did not wait for the slow evaluations to end: it had its own room.
+    assert!(
+        busy.iter().all(|t| !t.is_finished()),
+        "the slow evaluations ended before the load did ({load_took:?}); the test proves nothing"
+    );
+    // Requests that arrive now wait for a slot, then evaluate; none fails to get an
+    // instance.
+    let waiting: Vec<_> = (0..SLOTS * 2)
+        .map(|_| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let healthy = load(&engine, Hostile::AllowAll);
+                let slot = engine.evaluation_slot_blocking()?;
+                Some(
+                    healthy
+                        .evaluate(&slot, &[INPUT], &LIMITS, None)
+                        .0
+                        .map(|v| v.violations.is_empty()),
+                )
+            })
+        })
+        .collect();
+    for thread in busy {
+        let result = thread
+            .join()
+            .unwrap_or_else(|_| panic!("a slow evaluation panicked"));
+        assert_eq!(result, Some(Err(EvalError::Timeout(1500))));
+    }
+    for thread in waiting {
+        let result = thread
+            .join()
+            .unwrap_or_else(|_| panic!("a request panicked"));
+        assert_eq!(result, Some(Ok(true)), "a request did not get an instance");
+    }
+}

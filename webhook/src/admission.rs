@@ -24,6 +24,11 @@ pub const MAX_WARNING_CHARS: usize = 119;
 #[cfg(test)]
 pub const PANIC_TRIGGER_POLICY: &str = "test-host-panic";
 
+/// In unit tests, a request with this uid makes `decide` itself panic (outside any
+/// policy): how the server's tests prove such a panic still gets an answer.
+#[cfg(test)]
+pub const PANIC_TRIGGER_UID: &str = "test-decide-panic";
+
 /// Why a policy gave no verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
@@ -258,6 +263,10 @@ pub struct Context<'a> {
 
 /// Decides one request against `set`.
 pub fn decide(set: &PolicySet, review: &Review<'_>, context: &Context<'_>) -> Decision {
+    #[cfg(test)]
+    if review.uid == PANIC_TRIGGER_UID {
+        panic!("test-only trigger: a panic in decide");
+    }
     let namespace = review.environment_namespace();
     let labels: Option<Labels> = if review.is_namespace() {
         // A Namespace under review is judged by its own (new) labels.

@@ -94,7 +94,10 @@ pub fn run(args: &TestArgs) -> u8 {
         .filter(|r| matches!(r.status, Status::Error(_)))
         .count();
     if let Some(file) = junit_file {
-        match junit::report(&results).and_then(|xml| write_report(&file, &xml)) {
+        match junit::report(&results)
+            .map_err(|e| e.to_string())
+            .and_then(|xml| write_report(&file, &xml))
+        {
             Ok(()) => {}
             Err(e) => {
                 eprintln!("error: {e}");

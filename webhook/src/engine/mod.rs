@@ -370,9 +370,10 @@ impl PolicyModule {
 
     fn read_abi_version(&self) -> Result<i32, LoadError> {
         let _slot = self.load_slots.acquire();
-        let mut sandbox = self
-            .sandbox(&Limits::DEFAULT, None)
-            .map_err(|e| LoadError::Instantiate(e.to_string()))?;
+        let mut sandbox = self.sandbox(&Limits::DEFAULT, None).map_err(|e| match e {
+            EvalError::Instantiate(message) => LoadError::Instantiate(message),
+            other => LoadError::Instantiate(other.to_string()),
+        })?;
         self.exports
             .abi_version(&mut sandbox.store, &sandbox.instance)
             .map_err(LoadError::Abi)

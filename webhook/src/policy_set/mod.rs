@@ -574,6 +574,38 @@ fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
 mod tests {
     use super::first_line;
 
+    /// The pod-bearing kinds have one definition, the SDK's; the built-in set's
+    /// `podBearingKinds` anchor (used by every policy that reads containers) must
+    /// list exactly those.
+    #[test]
+    fn the_built_in_pod_bearing_kinds_are_the_sdks() {
+        let engine = crate::engine::Engine::new(&crate::engine::EngineConfig {
+            max_concurrent_instances: 2,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cache = super::ModuleCache::default();
+        let set = super::Loader {
+            engine: &engine,
+            cache: &cache,
+        }
+        .builtin()
+        .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<(String, String)> = plate_policy_sdk::workload::POD_BEARING_KINDS
+            .iter()
+            .map(|(g, k)| (g.to_string(), k.to_string()))
+            .collect();
+        for name in ["no-latest-tag", "trusted-registries", "require-resources"] {
+            let policy = set.policy(name).unwrap_or_else(|| panic!("no {name}"));
+            let kinds: Vec<(String, String)> = policy
+                .matcher
+                .kinds
+                .iter()
+                .map(|k| (k.group.clone().unwrap_or_default(), k.kind.clone()))
+                .collect();
+            assert_eq!(kinds, expected, "{name}");
+        }
+    }
+
     #[test]
     fn yaml_messages_lose_the_repeated_position() {
         assert_eq!(

@@ -196,3 +196,151 @@ pub async fn time_limit(
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::{PANIC_TRIGGER_POLICY, PANIC_TRIGGER_UID};
+    use crate::engine::{Engine, EngineConfig};
+    use crate::metrics::Metrics;
+    use crate::objects::NoObjects;
+    use crate::policy_set::{Loader, ModuleCache};
+    use arc_swap::ArcSwap;
+    use axum::http::HeaderValue;
+    use serde_json::Value;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    fn state(policies: &str) -> Arc<AppState> {
+        let engine = Arc::new(
+            Engine::new(&EngineConfig {
+                max_concurrent_instances: 4,
+            })
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let cache = ModuleCache::default();
+        let text = format!(
+            "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies:\n{policies}"
+        );
+        let set = Loader {
+            engine: &engine,
+            cache: &cache,
+        }
+        .load_str("test.yaml", &text, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(AppState {
+            policy_set: ArcSwap::from_pointee(set),
+            engine,
+            objects: Arc::new(NoObjects),
+            cluster: None,
+            request_deadline: Duration::from_secs(2),
+            shutting_down: AtomicBool::new(false),
+            metrics: Metrics::new(false).unwrap_or_else(|e| panic!("{e}")),
+        })
+    }
+
+    fn pod_review(uid: &str) -> Bytes {
+        Bytes::from(
+            serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                            "namespace": "plate-prod", "name": "p", "operation": "CREATE",
+                            "object": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}
+            })
+            .to_string(),
+        )
+    }
+
+    async fn post(state: &Arc<AppState>, content_type: &str, body: Bytes) -> (StatusCode, Value) {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("x")),
+        );
+        let response = validate(State(Arc::clone(state)), headers, Ok(body)).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    const NO_LATEST: &str =
+        "    - name: nlt\n      module: builtin:no-latest-tag\n      match: {kinds: [Pod]}\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_reviews_and_rejects_what_is_not_one() {
+        let state = state(NO_LATEST);
+        let (status, review) =
+            post(&state, "application/json; charset=utf-8", pod_review("u-1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(review["response"]["uid"], "u-1");
+        assert_eq!(review["response"]["allowed"], false);
+        let (status, error) = post(&state, "text/plain", pod_review("u-2")).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("application/json")
+        );
+        let (status, error) = post(&state, "application/json", Bytes::from_static(b"{}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            error["error"],
+            "kind is missing, expected \"AdmissionReview\""
+        );
+        let metrics = state.metrics.encode().unwrap_or_default();
+        assert!(
+            metrics.contains("plate_policy_bad_requests_total{status=\"400\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("plate_policy_bad_requests_total{status=\"415\"} 1"),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_while_deciding_is_answered_not_dropped() {
+        // Inside a policy's evaluation: that policy's failure outcome (Ignore here).
+        let state = state(&format!(
+            "    - name: {PANIC_TRIGGER_POLICY}\n      module: builtin:no-latest-tag\n      failurePolicy: Ignore\n      match: {{kinds: [Pod]}}\n"
+        ));
+        let (status, review) = post(&state, "application/json", pod_review("u-3")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(review["response"]["allowed"], true, "{review}");
+        assert!(
+            review["response"]["warnings"]
+                .to_string()
+                .contains("failed internally"),
+            "{review}"
+        );
+        // Outside any policy: denied, with the cause, still an AdmissionReview.
+        let (status, review) =
+            post(&state, "application/json", pod_review(PANIC_TRIGGER_UID)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(review["response"]["uid"], PANIC_TRIGGER_UID);
+        assert_eq!(review["response"]["allowed"], false);
+        let message = review["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("internal error (test-only trigger: a panic in decide)"),
+            "{message}"
+        );
+        // And the server goes on answering.
+        let (_, review) = post(&state, "application/json", pod_review("u-4")).await;
+        assert_eq!(review["response"]["uid"], "u-4");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_turns_off_when_shutting_down() {
+        let state = state(NO_LATEST);
+        assert!(state.readiness().is_ok());
+        state
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Release);
+        assert_eq!(state.readiness(), Err("shutting down".to_string()));
+    }
+}

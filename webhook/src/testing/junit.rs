@@ -4,7 +4,12 @@ use super::runner::{CaseResult, Status};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
 
-pub fn report(results: &[CaseResult]) -> Result<String, String> {
+/// The report cannot be written as XML.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write JUnit XML: {0}")]
+pub struct JunitError(#[from] quick_junit::SerializeError);
+
+pub fn report(results: &[CaseResult]) -> Result<String, JunitError> {
     let mut report = Report::new("plate-policy test");
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for r in results {
@@ -29,7 +34,5 @@ pub fn report(results: &[CaseResult]) -> Result<String, String> {
         suite.add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
-    report
-        .to_string()
-        .map_err(|e| format!("cannot write JUnit XML: {e}"))
+    Ok(report.to_string()?)
 }
