@@ -149,6 +149,7 @@ impl Hostile {
     }
 }
 
+pub mod cluster;
 pub mod fake_apiserver;
 pub mod https;
 pub mod process;
