@@ -1,6 +1,12 @@
 //! Compiles the shipped policies (crates under `policies/`) to WebAssembly with a
-//! nested `cargo build` in its own target directory, and generates the table that
-//! embeds them into the binary as the built-in policy set. No `.wasm` is committed.
+//! nested `cargo build` in its own target directory, precompiles each to native code
+//! with the engine configuration the binary uses (src/engine/config.rs, included
+//! below), and generates the table that embeds both into the binary as the built-in
+//! policy set: loading a built-in is then a deserialize, not a compile. No `.wasm`
+//! or compiled artifact is committed.
+
+#[path = "src/engine/config.rs"]
+mod engine_config;
 
 use std::env;
 use std::fmt::Write as _;
@@ -60,6 +66,10 @@ fn run() -> Result<(), String> {
         );
     }
     println!("cargo:rerun-if-env-changed=PLATE_POLICY_WASM_TARGET_DIR");
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("src/engine/config.rs").display()
+    );
 
     // One target dir shared by debug, release and clippy builds of the webhook, so the
     // policies compile once. Cargo's own lock serializes concurrent builds into it.
@@ -111,19 +121,29 @@ fn run() -> Result<(), String> {
     }
 
     let wasm_dir = target_dir.join(WASM_TARGET).join(PROFILE);
+    // The pool size does not change the code; one instance is enough to compile.
+    let engine = wasmtime::Engine::new(&engine_config::wasmtime_config(1))
+        .map_err(|e| format!("cannot configure wasmtime to precompile the policies: {e:#}"))?;
     let mut table = String::from(
-        "/// Built-in policies: (name, module bytes), compiled by build.rs.\n\
-         pub const BUILTIN_MODULES: &[(&str, &[u8])] = &[\n",
+        "/// Built-in policies: (name, module bytes, native code precompiled by build.rs).\n\
+         pub const BUILTIN_MODULES: &[(&str, &[u8], &[u8])] = &[\n",
     );
     for name in BUILTIN_POLICIES {
         let file = format!("{}.wasm", name.replace('-', "_"));
         let src = wasm_dir.join(&file);
         let dst = out_dir.join(&file);
         copy(&src, &dst)?;
+        let wasm = std::fs::read(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+        let compiled = engine
+            .precompile_module(&wasm)
+            .map_err(|e| format!("cannot precompile {file}: {e:#}"))?;
+        let cwasm = out_dir.join(format!("{}.cwasm", name.replace('-', "_")));
+        std::fs::write(&cwasm, compiled).map_err(|e| format!("{}: {e}", cwasm.display()))?;
         writeln!(
             table,
-            "    ({name:?}, include_bytes!({:?})),",
-            dst.display().to_string()
+            "    ({name:?}, include_bytes!({:?}), include_bytes!({:?})),",
+            dst.display().to_string(),
+            cwasm.display().to_string()
         )
         .map_err(|e| e.to_string())?;
     }

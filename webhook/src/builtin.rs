@@ -1,5 +1,5 @@
 //! The built-in policy set: `policies/policies.yaml` and the policy modules that
-//! build.rs compiled to wasm, both embedded in the binary.
+//! build.rs compiled to wasm and precompiled to native code, all embedded in the binary.
 
 include!(concat!(env!("OUT_DIR"), "/builtin_modules.rs"));
 
@@ -9,14 +9,22 @@ pub const POLICY_SET_NAME: &str = "built-in policies.yaml";
 /// The embedded policy set.
 pub const POLICY_SET_YAML: &str = include_str!("../../policies/policies.yaml");
 
-/// The bytes of built-in module `name`.
+/// The wasm bytes of built-in module `name`.
 pub fn module(name: &str) -> Option<&'static [u8]> {
     BUILTIN_MODULES
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, bytes)| *bytes)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, wasm, _)| *wasm)
+}
+
+/// The native code build.rs precompiled for built-in module `name`.
+pub fn precompiled(name: &str) -> Option<&'static [u8]> {
+    BUILTIN_MODULES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, code)| *code)
 }
 
 pub fn module_names() -> Vec<&'static str> {
-    BUILTIN_MODULES.iter().map(|(n, _)| *n).collect()
+    BUILTIN_MODULES.iter().map(|(n, _, _)| *n).collect()
 }

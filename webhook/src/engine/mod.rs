@@ -12,6 +12,7 @@
 //! `slots` (the pool's accounting).
 
 mod abi;
+mod config;
 mod host;
 mod limits;
 mod lookup;
@@ -31,23 +32,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::StoreState;
 use thiserror::Error;
-use wasmtime::{
-    Config, Engine as WasmEngine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, Store, Trap,
-};
+use wasmtime::{Engine as WasmEngine, InstancePre, Linker, Module, Store, Trap};
 
 /// How often the epoch advances; time limits are rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Bytes at the start of each pooled linear memory that stay mapped between
-/// instances: the pages an instance dirtied there are reset by memset (found with
-/// Linux's PAGEMAP_SCAN) instead of being unmapped, so the next instance neither
-/// page-faults them in nor makes the kernel flush TLBs on every core. A policy
-/// built with the SDK starts with 1 MiB (stack, data, heap), all of it covered.
-const KEEP_RESIDENT_BYTES: usize = 1 << 20;
-
-/// The largest memory limit a policy may ask for.
-pub const MAX_MEMORY_MIB: u64 = 1024;
+pub use config::MAX_MEMORY_MIB;
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -139,25 +129,9 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: &EngineConfig) -> Result<Engine, EngineError> {
-        let mut pool = PoolingAllocationConfig::new();
         let evaluations = config.max_concurrent_instances.max(1);
         // One instance per evaluation slot, plus the ones loading reserves.
-        let slots = evaluations.saturating_add(LOAD_SLOTS);
-        pool.total_core_instances(slots)
-            .total_memories(slots)
-            .total_tables(slots)
-            .max_memories_per_module(1)
-            .max_tables_per_module(1)
-            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
-            // Keep a little of each slot's memory mapped so reuse needs no page faults.
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(64 << 10)
-            .pagemap_scan(wasmtime::Enabled::Auto);
-        let mut wasm_config = Config::new();
-        wasm_config
-            .epoch_interruption(true)
-            .max_wasm_stack(512 << 10)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasm_config = config::wasmtime_config(evaluations.saturating_add(LOAD_SLOTS));
         let engine =
             WasmEngine::new(&wasm_config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         let stop_timer = Arc::new(AtomicBool::new(false));
@@ -214,8 +188,35 @@ impl Engine {
         bytes: &[u8],
         cache_dir: Option<&Path>,
     ) -> Result<PolicyModule, LoadError> {
+        self.load_module(bytes, None, cache_dir)
+    }
+
+    /// [`load_cached`](Self::load_cached), first trying `precompiled`: machine code
+    /// of these very `bytes` compiled at build time (the built-in policies). When it
+    /// does not fit this engine (wasmtime checks the version and configuration), the
+    /// module is loaded as if there were none, never refused.
+    pub fn load_module(
+        &self,
+        bytes: &[u8],
+        precompiled: Option<&[u8]>,
+        cache_dir: Option<&Path>,
+    ) -> Result<PolicyModule, LoadError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm);
+        }
+        // SAFETY: `precompiled` is the output of `Engine::precompile_module` for
+        // `bytes`, embedded in this binary by its own build (webhook/build.rs);
+        // wasmtime checks its header and refuses artifacts of another version or
+        // configuration, which then compile instead.
+        let embedded = precompiled.and_then(|code| match unsafe { Module::deserialize(&self.engine, code) } {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::debug!(error = %e, "the precompiled module does not fit this engine; compiling it");
+                None
+            }
+        });
+        if let Some(module) = embedded {
+            return self.checked(module, Origin::Precompiled);
         }
         let cached = cache_dir.map(|dir| dir.join(self.cache_file_name(bytes)));
         let from_cache = cached.as_ref().and_then(|path| {
@@ -250,6 +251,11 @@ impl Engine {
                 module
             }
         };
+        self.checked(module, origin)
+    }
+
+    /// Checks a compiled module against the ABI and makes it ready to instantiate.
+    fn checked(&self, module: Module, origin: Origin) -> Result<PolicyModule, LoadError> {
         let imports: Vec<String> = module
             .imports()
             .filter(|i| !host::provides(i.module(), i.name()))
@@ -328,6 +334,8 @@ pub enum Origin {
     Compiled,
     /// Read from the module cache directory (no compile).
     Cache,
+    /// Compiled when this binary was built (the built-in policies).
+    Precompiled,
 }
 
 /// A compiled, checked policy module, ready to instantiate.

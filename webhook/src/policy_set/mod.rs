@@ -153,6 +153,29 @@ impl PolicySet {
     }
 }
 
+/// A module reference's bytes, how to name it, and its build-time native code.
+struct ModuleSource {
+    label: String,
+    bytes: std::borrow::Cow<'static, [u8]>,
+    precompiled: Option<&'static [u8]>,
+}
+
+/// Why a module reference gives no module.
+#[derive(Debug, Error)]
+pub enum ModuleRefError {
+    #[error("there is no built-in module {name:?} (built in: {})", builtin::module_names().join(", "))]
+    UnknownBuiltin { name: String },
+    #[error("{reference:?}: only {BUILTIN_PREFIX}NAME modules can be used here")]
+    NoBase { reference: String },
+    #[error("cannot read module {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{label} {source}")]
+    Load { label: String, source: LoadError },
+}
+
 /// A policy name the set does not have.
 #[derive(Debug, Error)]
 #[error("the policy set {set} has no policy {name:?} (it has: {})", known.join(", "))]
@@ -180,7 +203,12 @@ impl ModuleCache {
         })
     }
 
-    fn get_or_load(&self, engine: &Engine, bytes: &[u8]) -> Result<Arc<PolicyModule>, LoadError> {
+    fn get_or_load(
+        &self,
+        engine: &Engine,
+        source: &ModuleSource,
+    ) -> Result<Arc<PolicyModule>, LoadError> {
+        let bytes: &[u8] = &source.bytes;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut hasher);
         let key = (hasher.finish(), bytes.len());
@@ -188,7 +216,8 @@ impl ModuleCache {
             return Ok(Arc::clone(module));
         }
         // Compile outside the lock: compiling takes tens of milliseconds.
-        let module = Arc::new(engine.load_cached(bytes, self.dir.as_deref())?);
+        let module =
+            Arc::new(engine.load_module(bytes, source.precompiled, self.dir.as_deref())?);
         self.lock().insert(key, Arc::clone(&module));
         Ok(module)
     }
@@ -477,56 +506,76 @@ impl Loader<'_> {
         })
     }
 
-    fn module(&self, reference: &str, base: Option<&Path>) -> Result<Arc<PolicyModule>, String> {
-        let (label, bytes) = self.module_bytes(reference, base)?;
-        self.cache
-            .get_or_load(self.engine, &bytes)
-            .map_err(|e| format!("{label} {e}"))
-    }
-
-    /// The bytes of a module reference and how to name it in messages.
-    fn module_bytes(
+    fn module(
         &self,
         reference: &str,
         base: Option<&Path>,
-    ) -> Result<(String, std::borrow::Cow<'static, [u8]>), String> {
-        if let Some(name) = reference.strip_prefix(BUILTIN_PREFIX) {
-            let bytes = builtin::module(name).ok_or_else(|| {
-                format!(
-                    "there is no built-in module {name:?} (built in: {})",
-                    builtin::module_names().join(", ")
-                )
-            })?;
-            return Ok((format!("built-in module {name:?}"), bytes.into()));
-        }
-        let base = base.ok_or_else(|| {
-            format!("{reference:?}: only {BUILTIN_PREFIX}NAME modules can be used here")
-        })?;
-        let path: PathBuf = base.join(reference);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("cannot read module {}: {e}", path.display()))?;
-        Ok((format!("module {}", path.display()), bytes.into()))
+    ) -> Result<Arc<PolicyModule>, ModuleRefError> {
+        let source = self.module_source(reference, base)?;
+        self.cache
+            .get_or_load(self.engine, &source)
+            .map_err(|source_error| ModuleRefError::Load {
+                label: source.label.clone(),
+                source: source_error,
+            })
     }
 
-    /// Compiles every module the set names, on all cores: compiling is most of the
-    /// time a server takes to become ready. Errors are reported later, per entry.
+    /// The bytes of a module reference, how to name it in messages, and for a
+    /// built-in its precompiled code.
+    fn module_source(
+        &self,
+        reference: &str,
+        base: Option<&Path>,
+    ) -> Result<ModuleSource, ModuleRefError> {
+        if let Some(name) = reference.strip_prefix(BUILTIN_PREFIX) {
+            let bytes = builtin::module(name).ok_or_else(|| ModuleRefError::UnknownBuiltin {
+                name: name.to_string(),
+            })?;
+            return Ok(ModuleSource {
+                label: format!("built-in module {name:?}"),
+                bytes: bytes.into(),
+                precompiled: builtin::precompiled(name),
+            });
+        }
+        let base = base.ok_or_else(|| ModuleRefError::NoBase {
+            reference: reference.to_string(),
+        })?;
+        let path: PathBuf = base.join(reference);
+        let bytes = std::fs::read(&path).map_err(|source| ModuleRefError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(ModuleSource {
+            label: format!("module {}", path.display()),
+            bytes: bytes.into(),
+            precompiled: None,
+        })
+    }
+
+    /// Compiles every module the set names that has no precompiled code, on all
+    /// cores: compiling is most of the time a server takes to become ready. Errors
+    /// are reported later, per entry.
     fn precompile(&self, parsed: &PolicySetFile, base: Option<&Path>) {
-        let mut sources: Vec<std::borrow::Cow<'static, [u8]>> = parsed
+        let mut sources: Vec<ModuleSource> = parsed
             .spec
             .policies
             .iter()
-            .filter_map(|e| self.module_bytes(&e.value.module.value, base).ok())
-            .map(|(_, bytes)| bytes)
+            .filter_map(|e| self.module_source(&e.value.module.value, base).ok())
+            .filter(|s| s.precompiled.is_none())
             .collect();
-        sources.sort();
-        sources.dedup();
+        sources.sort_by(|a, b| a.bytes.cmp(&b.bytes));
+        sources.dedup_by(|a, b| a.bytes == b.bytes);
+        if sources.len() < 2 {
+            // Nothing to do in parallel; the entries load in order.
+            return;
+        }
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = sources.len().div_ceil(workers.max(1)).max(1);
         std::thread::scope(|scope| {
             for part in sources.chunks(chunk) {
                 scope.spawn(move || {
-                    for bytes in part {
-                        let _ = self.cache.get_or_load(self.engine, bytes);
+                    for source in part {
+                        let _ = self.cache.get_or_load(self.engine, source);
                     }
                 });
             }
@@ -573,6 +622,47 @@ fn at<T>(spanned: &Spanned<T>, field: &str, message: String) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::first_line;
+
+    /// Built-in modules load from the native code build.rs precompiled for this
+    /// engine configuration, not by compiling (the pool size does not matter).
+    #[test]
+    fn built_in_modules_load_precompiled() {
+        for slots in [1, 8, 128] {
+            let engine = crate::engine::Engine::new(&crate::engine::EngineConfig {
+                max_concurrent_instances: slots,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            let cache = super::ModuleCache::default();
+            let set = super::Loader {
+                engine: &engine,
+                cache: &cache,
+            }
+            .builtin()
+            .unwrap_or_else(|e| panic!("{e}"));
+            for policy in &set.policies {
+                assert_eq!(
+                    policy.module.origin(),
+                    crate::engine::Origin::Precompiled,
+                    "{} with {slots} slots",
+                    policy.name
+                );
+            }
+        }
+    }
+
+    /// Precompiled code that does not fit (here: garbage) falls back to compiling.
+    #[test]
+    fn unusable_precompiled_code_is_compiled_instead() {
+        let engine = crate::engine::Engine::new(&crate::engine::EngineConfig {
+            max_concurrent_instances: 2,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let wasm = crate::builtin::module("no-latest-tag").unwrap_or_default();
+        let module = engine
+            .load_module(wasm, Some(b"not native code"), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(module.origin(), crate::engine::Origin::Compiled);
+    }
 
     /// The pod-bearing kinds have one definition, the SDK's; the built-in set's
     /// `podBearingKinds` anchor (used by every policy that reads containers) must
