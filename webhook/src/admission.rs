@@ -330,6 +330,63 @@ pub fn decide(set: &PolicySet, review: &Review<'_>, context: &Context<'_>) -> De
     Decision::new(environment, source, outcomes)
 }
 
+/// Why no policy of `set` judges `review` in `environment`, for reports of objects
+/// that were skipped (not silently counted as allowed). None when some policy does.
+pub fn unmatched_reason(
+    set: &PolicySet,
+    review: &Review<'_>,
+    environment: Option<&str>,
+) -> Option<String> {
+    let namespace = review.environment_namespace();
+    let kind = if review.group.is_empty() {
+        review.kind.to_string()
+    } else {
+        format!("{}/{}", review.group, review.kind)
+    };
+    let in_env: Vec<&Arc<Policy>> = set
+        .policies
+        .iter()
+        .filter(|p| p.applies_in(environment))
+        .collect();
+    if in_env.is_empty() {
+        return Some(match environment {
+            Some(env) => format!("no policy of the set applies in environment {env:?}"),
+            None => "the namespace has no environment, and every policy names environments".into(),
+        });
+    }
+    let for_kind: Vec<&&Arc<Policy>> = in_env
+        .iter()
+        .filter(|p| p.matcher.kind_matches(&review.group, &review.kind))
+        .collect();
+    if for_kind.is_empty() {
+        return Some(format!("no policy matches the kind {kind}"));
+    }
+    let for_operation: Vec<&&&Arc<Policy>> = for_kind
+        .iter()
+        .filter(|p| {
+            p.matcher
+                .operation_matches(review.operation, &review.sub_resource)
+        })
+        .collect();
+    if for_operation.is_empty() {
+        return Some(format!(
+            "no policy matches {} of {kind}",
+            review.operation.as_str()
+        ));
+    }
+    if for_operation
+        .iter()
+        .any(|p| p.matcher.namespace_matches(namespace))
+    {
+        return None;
+    }
+    let names: Vec<&str> = for_operation.iter().map(|p| &*p.name).collect();
+    Some(format!(
+        "namespace {namespace:?} is excluded by every policy matching {kind} ({})",
+        names.join(", ")
+    ))
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()

@@ -57,6 +57,65 @@ pub struct PolicySetArg {
     pub policies: Option<PathBuf>,
 }
 
+/// `--module-cache DIR` / `--no-module-cache` of the one-shot commands: compiled
+/// code of policy files kept between runs (built-in policies ship precompiled).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModuleCacheArgs {
+    /// Keep compiled policy code in DIR between runs [default: $XDG_CACHE_HOME/plate-policy/modules, or ~/.cache/plate-policy/modules].
+    #[arg(long, value_name = "DIR")]
+    pub module_cache: Option<PathBuf>,
+    /// Compile policy files on every run instead of caching their code.
+    #[arg(long, conflicts_with = "module_cache")]
+    pub no_module_cache: bool,
+}
+
+impl ModuleCacheArgs {
+    /// The cache to load with. A default directory that cannot be made is only a
+    /// warning (the run compiles); a directory given explicitly must work.
+    pub fn cache(&self) -> Result<crate::policy_set::ModuleCache, crate::engine::CacheDirError> {
+        use crate::policy_set::ModuleCache;
+        if self.no_module_cache {
+            return Ok(ModuleCache::default());
+        }
+        if let Some(dir) = &self.module_cache {
+            return ModuleCache::with_dir(dir.clone());
+        }
+        let Some(dir) = default_cache_dir() else {
+            return Ok(ModuleCache::default());
+        };
+        match create_private_dir(&dir).and_then(|()| ModuleCache::with_dir(dir.clone())) {
+            Ok(cache) => Ok(cache),
+            Err(e) => {
+                tracing::warn!(error = %e, "the default module cache cannot be used; compiling instead");
+                Ok(ModuleCache::default())
+            }
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/plate-policy/modules`, else `$HOME/.cache/plate-policy/modules`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("plate-policy").join("modules"))
+}
+
+/// Creates `dir` readable and writable by this user only: its files are loaded as
+/// native code.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), crate::engine::CacheDirError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| crate::engine::CacheDirError {
+            dir: dir.to_path_buf(),
+            source,
+        })
+}
+
 /// The engine of the one-shot commands (`test`, `check`): a small instance pool.
 /// Prints the error and returns None when it cannot start.
 fn cli_engine() -> Option<crate::engine::Engine> {

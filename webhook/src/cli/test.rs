@@ -2,7 +2,7 @@
 //! and a summary, optionally writes JUnit XML.
 
 use super::EXIT_BAD_INPUT;
-use crate::policy_set::{Loader, ModuleCache};
+use crate::policy_set::Loader;
 use crate::testing::{CaseResult, Runner, Status, junit};
 use std::path::PathBuf;
 
@@ -17,6 +17,8 @@ pub struct TestArgs {
     /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
     #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
+    #[command(flatten)]
+    pub module_cache: super::ModuleCacheArgs,
 }
 
 pub fn run(args: &TestArgs) -> u8 {
@@ -51,7 +53,13 @@ pub fn run(args: &TestArgs) -> u8 {
     let Some(engine) = super::cli_engine() else {
         return 1;
     };
-    let cache = ModuleCache::default();
+    let cache = match args.module_cache.cache() {
+        Ok(cache) => cache,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
     let Some(context) = super::context_files(&args.context) else {
         return EXIT_BAD_INPUT;
     };

@@ -133,6 +133,24 @@ impl Matcher {
         })
     }
 
+    /// Does a kind selector take `group`/`kind`?
+    pub fn kind_matches(&self, group: &str, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k.matches(group, kind))
+    }
+
+    /// Does the entry take `operation` on `subresource` (empty: the main resource)?
+    pub fn operation_matches(&self, operation: review::Operation, subresource: &str) -> bool {
+        (subresource.is_empty() || self.subresources.iter().any(|s| s == subresource))
+            && self.operations.iter().any(|o| o.matches(operation))
+    }
+
+    /// Do the namespace filters let `namespace` through (empty: cluster-scoped)?
+    pub fn namespace_matches(&self, namespace: &str) -> bool {
+        namespace.is_empty()
+            || ((self.include.is_empty() || self.include.iter().any(|p| glob_match(p, namespace)))
+                && !self.exclude.iter().any(|p| glob_match(p, namespace)))
+    }
+
     /// Does the entry apply? `namespace` is the request's namespace (the name of a
     /// Namespace under review); empty for other cluster-scoped objects, which the
     /// namespace filters do not restrict.
@@ -144,21 +162,9 @@ impl Matcher {
         namespace: &str,
         subresource: &str,
     ) -> bool {
-        if !subresource.is_empty() && !self.subresources.iter().any(|s| s == subresource) {
-            return false;
-        }
-        if !self.operations.iter().any(|o| o.matches(operation)) {
-            return false;
-        }
-        if !self.kinds.iter().any(|k| k.matches(group, kind)) {
-            return false;
-        }
-        if namespace.is_empty() {
-            return true;
-        }
-        let included =
-            self.include.is_empty() || self.include.iter().any(|p| glob_match(p, namespace));
-        included && !self.exclude.iter().any(|p| glob_match(p, namespace))
+        self.operation_matches(operation, subresource)
+            && self.kind_matches(group, kind)
+            && self.namespace_matches(namespace)
     }
 }
 

@@ -2,6 +2,10 @@
 //! `kind: List`, `helm template` output, or AdmissionReview JSON, each object turned
 //! into the request the API server would send when it is created or updated.
 
+mod node;
+
+pub use node::{FieldLines, Node};
+
 use crate::policy_set::first_line;
 use serde_json::{Value, json};
 use serde_saphyr::Spanned;
@@ -25,21 +29,35 @@ pub enum ManifestError {
         index: usize,
         message: String,
     },
+    /// A field of a Kubernetes object with a value the API server would refuse.
+    #[error("{file}:{line}: {field}: {message}")]
+    Field {
+        file: String,
+        line: u64,
+        field: String,
+        message: String,
+    },
 }
 
-/// One object found in a file, with where it starts.
+/// One object found in a file, with where it starts and where its fields are.
 #[derive(Debug, Clone)]
 pub struct Located {
     pub line: u64,
     /// 1-based position of the document in the file.
     pub index: usize,
     pub value: Value,
+    /// Lines of the object's fields, for messages about a field.
+    pub fields: FieldLines,
 }
 
-/// Every object of a manifest file's text: documents in order, `List`s expanded,
-/// empty documents skipped. An AdmissionReview stays as it is.
+/// Every object of a manifest file's text: documents in order, `List`s expanded
+/// (a List in a List too, as kubectl does), empty documents skipped. An
+/// AdmissionReview stays as it is. Fields the API server requires to be strings
+/// (apiVersion, kind, metadata's name, namespace, labels and annotations) are
+/// checked here, where the line is known: YAML 1.1 (what kubectl reads) turns
+/// `name: n` into `false`.
 pub fn read_objects(file: &str, text: &str) -> Result<Vec<Located>, ManifestError> {
-    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple(text).map_err(|e| {
+    let docs: Vec<Spanned<Node>> = serde_saphyr::from_multiple(text).map_err(|e| {
         let location = e.location();
         ManifestError::Yaml {
             file: file.to_string(),
@@ -49,68 +67,133 @@ pub fn read_objects(file: &str, text: &str) -> Result<Vec<Located>, ManifestErro
         }
     })?;
     let mut out = Vec::new();
-    for (i, doc) in docs.into_iter().enumerate() {
-        let line = doc.referenced.line();
-        let index = i + 1;
-        match doc.value {
-            Value::Null => {}
-            Value::Object(map) => {
-                let is_list = map
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .is_some_and(|k| k.ends_with("List"))
-                    && map.get("items").is_some();
-                if is_list {
-                    let items = match map.get("items") {
-                        Some(Value::Array(items)) => items.clone(),
-                        Some(Value::Null) => Vec::new(),
-                        _ => {
-                            return Err(ManifestError::Object {
-                                file: file.to_string(),
-                                line,
-                                index,
-                                message: "a List whose items is not a sequence".into(),
-                            });
-                        }
-                    };
-                    out.extend(
-                        items
-                            .into_iter()
-                            .map(|value| Located { line, index, value }),
-                    );
-                } else {
-                    out.push(Located {
-                        line,
-                        index,
-                        value: Value::Object(map),
-                    });
-                }
-            }
-            other => {
-                return Err(ManifestError::Object {
-                    file: file.to_string(),
-                    line,
-                    index,
-                    message: format!(
-                        "expected a Kubernetes object (a mapping), found {}",
-                        type_name(&other)
-                    ),
-                });
-            }
-        }
+    for (i, doc) in docs.iter().enumerate() {
+        collect(file, text, doc, i + 1, &mut out)?;
     }
     Ok(out)
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a sequence",
-        Value::Object(_) => "a mapping",
+/// Adds the object(s) of `node` (a document or a List item) to `out`.
+fn collect(
+    file: &str,
+    text: &str,
+    node: &Spanned<Node>,
+    index: usize,
+    out: &mut Vec<Located>,
+) -> Result<(), ManifestError> {
+    let line = node.referenced.line();
+    let object_error = |message: String| ManifestError::Object {
+        file: file.to_string(),
+        line,
+        index,
+        message,
+    };
+    match &node.value {
+        Node::Null => Ok(()),
+        Node::Map(_) => {
+            let kind = match node.value.get("kind").map(|k| &k.value) {
+                Some(Node::String(kind)) => Some(kind.as_str()),
+                _ => None,
+            };
+            let items = node.value.get("items");
+            if let (Some(kind), Some(items)) = (kind, items)
+                && kind.ends_with("List")
+            {
+                return match &items.value {
+                    Node::Seq(items) => items
+                        .iter()
+                        .try_for_each(|item| collect(file, text, item, index, out)),
+                    Node::Null => Ok(()),
+                    _ => Err(object_error("a List whose items is not a sequence".into())),
+                };
+            }
+            if kind != Some("AdmissionReview") {
+                check_string_fields(file, text, node)?;
+            }
+            out.push(Located {
+                line,
+                index,
+                value: node.value.to_value(),
+                fields: FieldLines::of(node),
+            });
+            Ok(())
+        }
+        other => Err(object_error(format!(
+            "expected a Kubernetes object (a mapping), found {}",
+            other.type_name()
+        ))),
     }
+}
+
+/// The scalar as written at `spanned`'s position (for the YAML 1.1 hint).
+fn written_at(text: &str, spanned: &Spanned<Node>) -> Option<String> {
+    let line = text.lines().nth(
+        usize::try_from(spanned.referenced.line())
+            .ok()?
+            .checked_sub(1)?,
+    )?;
+    let column = usize::try_from(spanned.referenced.column())
+        .ok()?
+        .checked_sub(1)?;
+    let rest: String = line.chars().skip(column).collect();
+    let token: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | ']' | '#'))
+        .collect();
+    (!token.is_empty()).then_some(token)
+}
+
+fn not_a_string(file: &str, text: &str, field: &str, value: &Spanned<Node>) -> ManifestError {
+    let found = value.value.type_name();
+    let hint = match (&value.value, written_at(text, value)) {
+        (Node::Bool(b), Some(written)) if !written.eq_ignore_ascii_case(&b.to_string()) => {
+            format!(" (YAML 1.1 reads {written} as {b}; quote it)")
+        }
+        (Node::Bool(_) | Node::Number(_), Some(written)) => format!("; quote it: \"{written}\""),
+        _ => String::new(),
+    };
+    ManifestError::Field {
+        file: file.to_string(),
+        line: value.referenced.line(),
+        field: field.to_string(),
+        message: format!("expected a string, found {found}{hint}"),
+    }
+}
+
+fn check_string_fields(
+    file: &str,
+    text: &str,
+    object: &Spanned<Node>,
+) -> Result<(), ManifestError> {
+    let is_string = |n: &Spanned<Node>| matches!(n.value, Node::String(_) | Node::Null);
+    for field in ["apiVersion", "kind"] {
+        if let Some(v) = object.value.get(field).filter(|v| !is_string(v)) {
+            return Err(not_a_string(file, text, field, v));
+        }
+    }
+    let Some(metadata) = object.value.get("metadata") else {
+        return Ok(());
+    };
+    for field in ["name", "namespace", "generateName"] {
+        if let Some(v) = metadata.value.get(field).filter(|v| !is_string(v)) {
+            return Err(not_a_string(file, text, &format!("metadata.{field}"), v));
+        }
+    }
+    for map in ["labels", "annotations"] {
+        if let Some(Node::Map(entries)) = metadata.value.get(map).map(|m| &m.value) {
+            for (key, value) in entries {
+                if !is_string(value) {
+                    return Err(not_a_string(
+                        file,
+                        text,
+                        &format!("metadata.{map}[{key}]"),
+                        value,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Kinds that are cluster-scoped: a request for them has no namespace.
@@ -286,6 +369,47 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(objects[0].line, 2);
+    }
+
+    #[test]
+    fn lists_in_lists_are_opened() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  - {apiVersion: v1, kind: Pod, metadata: {name: inner}}\n- {apiVersion: v1, kind: Pod, metadata: {name: outer}}\n";
+        let objects = read_objects("f.yaml", text).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = objects
+            .iter()
+            .filter_map(|o| o.value["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["inner", "outer"]);
+        assert_eq!(objects[0].line, 7);
+    }
+
+    #[test]
+    fn fields_that_must_be_strings_name_line_field_and_the_yaml_trap() {
+        let err = |text: &str| {
+            read_objects("n.yaml", text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            err("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: n\n"),
+            "n.yaml:4: metadata.name: expected a string, found a boolean (YAML 1.1 reads n as false; quote it)"
+        );
+        assert_eq!(
+            err(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {tier: 1, on: yes}\n"
+            ),
+            "n.yaml:5: metadata.labels[tier]: expected a string, found a number; quote it: \"1\""
+        );
+        assert!(err("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    x: on\n").starts_with("n.yaml:6: metadata.annotations[x]: expected a string, found a boolean (YAML 1.1 reads on as true"));
+        // Quoted, it is a string.
+        assert!(
+            read_objects(
+                "n.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"n\"\n"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
