@@ -150,6 +150,7 @@ impl Hostile {
 }
 
 pub mod cluster;
+pub mod command;
 pub mod fake_apiserver;
 pub mod https;
 pub mod process;
