@@ -183,6 +183,8 @@ pub struct Decision {
     /// Warnings as the response carries them: short forms, cut to
     /// [`MAX_WARNING_CHARS`].
     pub warnings: Vec<String>,
+    /// How many of them had to be cut (their short form was too long).
+    pub cut_warnings: usize,
     /// The metric `decision` label: allowed, denied, warned, error.
     pub label: &'static str,
 }
@@ -212,6 +214,10 @@ impl Decision {
         } else {
             "allowed"
         };
+        let cut_warnings = warning_lines
+            .iter()
+            .filter(|(_, short)| short.chars().count() > MAX_WARNING_CHARS)
+            .count();
         let (warning_details, warnings) = warning_lines
             .into_iter()
             .map(|(full, short)| (full, shorten(&short)))
@@ -224,6 +230,7 @@ impl Decision {
             outcomes,
             warning_details,
             warnings,
+            cut_warnings,
             label,
         }
     }

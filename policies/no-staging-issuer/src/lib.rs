@@ -344,18 +344,23 @@ fn judge(
             "{place} names {kind} {name:?} of another API group (an external issuer), which plate-policy cannot inspect"
         )
     };
+    let short_place = reference
+        .key
+        .strip_prefix("annotation:cert-manager.io/")
+        .unwrap_or(&reference.key);
     Ok(match settings.unknown_issuer {
         UnknownIssuer::Allow => Judgement::Fine,
-        UnknownIssuer::Warn => Judgement::Warning(unknown),
+        // A warning is all kubectl shows: short enough to fit Kubernetes' 119 characters.
+        UnknownIssuer::Warn => Judgement::Warning(if reference.resolvable {
+            format!("{short_place}: {kind} {name:?} not found; cannot tell if it is staging")
+        } else {
+            format!(
+                "{short_place}: {kind} {name:?} is an external issuer; cannot tell if it is staging"
+            )
+        }),
         UnknownIssuer::Deny => Judgement::Violation(
             format!("{unknown}; create it or fix the name"),
-            format!(
-                "{}: {kind} {name} is unknown; create it or fix the name",
-                reference
-                    .key
-                    .strip_prefix("annotation:cert-manager.io/")
-                    .unwrap_or(&reference.key)
-            ),
+            format!("{short_place}: {kind} {name} is unknown; create it or fix the name"),
         ),
     })
 }

@@ -319,6 +319,22 @@ fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
 }
 
 fn compare(case: &Case, decision: &Decision) -> Result<Status, String> {
+    // What kubectl shows must say what is wrong: a warning Kubernetes would cut is
+    // a failure of the policy's summary, whatever the case expects.
+    if decision.cut_warnings > 0 {
+        let cut: Vec<&String> = decision
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.chars().count() == crate::admission::MAX_WARNING_CHARS && w.ends_with("...")
+            })
+            .collect();
+        return Ok(Status::Failed(format!(
+            "{} warning(s) over {} characters, cut in the response: {cut:?}; give the violation a shorter summary",
+            decision.cut_warnings,
+            crate::admission::MAX_WARNING_CHARS
+        )));
+    }
     let actual = if !decision.allowed {
         Expect::Deny
     } else if !decision.warning_details.is_empty() {
