@@ -54,7 +54,9 @@ fn decided(c: &Cluster, needles: &[&str]) -> Vec<String> {
 fn chart_with_prod_values_is_accepted_by_the_api_server() {
     let c = cluster();
     let _ = NEEDS;
-    let status = c.helm(&["status", RELEASE, "-n", RELEASE_NS, "-o", "json"]).success();
+    let status = c
+        .helm(&["status", RELEASE, "-n", RELEASE_NS, "-o", "json"])
+        .success();
     let status: Value = serde_json::from_str(&status.stdout).unwrap_or_default();
     assert_eq!(status["info"]["status"], "deployed", "{status}");
     // Every object the prod values render exists in the API server (the CRD-backed ones
@@ -69,8 +71,14 @@ fn chart_with_prod_values_is_accepted_by_the_api_server() {
         ("configmap/plate-policy-policies", Some(RELEASE_NS)),
         ("configmap/plate-policy-dashboard", Some(RELEASE_NS)),
         ("poddisruptionbudget/plate-policy", Some(RELEASE_NS)),
-        ("servicemonitor.monitoring.coreos.com/plate-policy", Some(RELEASE_NS)),
-        ("prometheusrule.monitoring.coreos.com/plate-policy", Some(RELEASE_NS)),
+        (
+            "servicemonitor.monitoring.coreos.com/plate-policy",
+            Some(RELEASE_NS),
+        ),
+        (
+            "prometheusrule.monitoring.coreos.com/plate-policy",
+            Some(RELEASE_NS),
+        ),
     ] {
         let mut args = vec!["get", kind, "-o", "name"];
         if let Some(ns) = ns {
@@ -78,16 +86,31 @@ fn chart_with_prod_values_is_accepted_by_the_api_server() {
         }
         c.kubectl(&args).success();
     }
-    let vwc = c.kubectl(&["get", "validatingwebhookconfiguration", RELEASE, "-o", "json"]).success();
+    let vwc = c
+        .kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            RELEASE,
+            "-o",
+            "json",
+        ])
+        .success();
     let vwc: Value = serde_json::from_str(&vwc.stdout).unwrap_or_default();
     let hook = &vwc["webhooks"][0];
     assert_eq!(hook["failurePolicy"], "Fail");
-    assert_eq!(hook["matchConditions"][0]["name"], "not-plate-policy-itself", "{hook}");
+    assert_eq!(
+        hook["matchConditions"][0]["name"], "not-plate-policy-itself",
+        "{hook}"
+    );
     assert_eq!(
         hook["matchConditions"][0]["expression"],
         "request.userInfo.username != \"system:serviceaccount:plate-system:plate-policy\""
     );
-    assert!(hook["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+    assert!(
+        hook["clientConfig"]["caBundle"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty())
+    );
 }
 
 #[test]
@@ -98,28 +121,58 @@ fn chart_with_stg_values_is_accepted_by_the_api_server() {
     let ns = "plate-stg-system";
     let release = "plate-policy-stg";
     c.kubectl(&["create", "namespace", ns]).success();
-    let tls = make_tls(&c.env.state.join("tls/stg"), &format!("{release}.{ns}.svc"), 30);
+    let tls = make_tls(
+        &c.env.state.join("tls/stg"),
+        &format!("{release}.{ns}.svc"),
+        30,
+    );
     apply_tls_secret(&c.env, ns, "stg-serving", &tls);
     let ca = format!("tls.existingSecret.caBundle={}", tls.ca.display());
     let stg = support::cluster::values("values-stg.yaml");
     let chart = support::cluster::chart();
     let install = c.helm(&[
-        "install", release, &chart, "-n", ns, "-f", &stg, "--set", "tls.mode=existingSecret",
-        "--set", "tls.existingSecret.name=stg-serving", "--set-file", &ca,
+        "install",
+        release,
+        &chart,
+        "-n",
+        ns,
+        "-f",
+        &stg,
+        "--set",
+        "tls.mode=existingSecret",
+        "--set",
+        "tls.existingSecret.name=stg-serving",
+        "--set-file",
+        &ca,
     ]);
     let hook = c.kubectl(&[
         "get", "validatingwebhookconfiguration", release, "-o",
         "jsonpath={.webhooks[0].failurePolicy} {.webhooks[0].namespaceSelector.matchExpressions[0].values}",
     ]);
     let pdb = c.kubectl(&["-n", ns, "get", "poddisruptionbudget", "-o", "name"]);
-    let replicas = c.kubectl(&["-n", ns, "get", "deployment", release, "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = c.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        release,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     // Clean up before asserting, so a failure leaves no second webhook behind.
     let uninstall = c.helm(&["uninstall", release, "-n", ns, "--wait"]);
     let _ = c.kubectl(&["delete", "namespace", ns, "--wait=false"]);
     install.success();
     uninstall.success();
-    assert_eq!(hook.success().stdout, "Ignore [\"kube-system\",\"plate-stg-system\"]");
-    assert_eq!(pdb.success().stdout.trim(), "", "stg values disable the PodDisruptionBudget");
+    assert_eq!(
+        hook.success().stdout,
+        "Ignore [\"kube-system\",\"plate-stg-system\"]"
+    );
+    assert_eq!(
+        pdb.success().stdout.trim(),
+        "",
+        "stg values disable the PodDisruptionBudget"
+    );
     assert_eq!(replicas.success().stdout, "1");
 }
 
@@ -141,7 +194,12 @@ fn replicas_run_as_the_charts_service_account_and_sync_their_caches() {
         ("get", "secrets", "no"),
     ] {
         let out = c.kubectl(&["auth", "can-i", verb, resource, "--as", sa, "-A"]);
-        assert_eq!(out.stdout.trim(), want, "can-i {verb} {resource}: {}", out.text());
+        assert_eq!(
+            out.stdout.trim(),
+            want,
+            "can-i {verb} {resource}: {}",
+            out.text()
+        );
     }
 }
 
@@ -156,9 +214,15 @@ fn latest_image_is_denied_in_plate_prod_with_the_policys_message() {
     let out = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
     assert_eq!(
         out.stderr.trim(),
-        format!("Error from server (Forbidden): error when creating \"STDIN\": {}", denied_by_webhook(LATEST_DENIAL))
+        format!(
+            "Error from server (Forbidden): error when creating \"STDIN\": {}",
+            denied_by_webhook(LATEST_DENIAL)
+        )
     );
-    assert!(!c.kubectl(&["-n", "plate-prod", "get", "pod", &name]).ok(), "the Pod must not exist");
+    assert!(
+        !c.kubectl(&["-n", "plate-prod", "get", "pod", &name]).ok(),
+        "the Pod must not exist"
+    );
 }
 
 #[test]
@@ -168,11 +232,20 @@ fn latest_image_is_allowed_in_plate_stg() {
     let name = unique("latest");
     let out = create(&c, &pod_manifest(&name, "plate-stg", PLATE_API_LATEST)).success();
     assert_eq!(out.stdout.trim(), format!("pod/{name} created"));
-    assert_eq!(out.warnings(), Vec::<String>::new(), "no prod-only warning in stg");
+    assert_eq!(
+        out.warnings(),
+        Vec::<String>::new(),
+        "no prod-only warning in stg"
+    );
     // And it was the webhook that allowed it, not a skipped call.
-    poll(Duration::from_secs(5), "a decided line for the stg Pod", || {
-        (!decided(&c, &["\"namespace\":\"plate-stg\"", "\"kind\":\"Pod\""]).is_empty()).then_some(())
-    });
+    poll(
+        Duration::from_secs(5),
+        "a decided line for the stg Pod",
+        || {
+            (!decided(&c, &["\"namespace\":\"plate-stg\"", "\"kind\":\"Pod\""]).is_empty())
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -208,22 +281,49 @@ spec:
     create(&c, &manifest).success();
     // kube-controller-manager makes the ReplicaSet, which makes the Pods; each Pod
     // creation is an admission request from the replicaset controller.
-    let pods = poll(Duration::from_secs(30), "two Pods of the Deployment", || {
-        let out = c.kubectl(&["-n", "plate-stg", "get", "pods", "-l", &format!("app={name}"), "-o", "name"]);
-        let names: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
-        (names.len() == 2).then_some(names)
-    });
+    let pods = poll(
+        Duration::from_secs(30),
+        "two Pods of the Deployment",
+        || {
+            let out = c.kubectl(&[
+                "-n",
+                "plate-stg",
+                "get",
+                "pods",
+                "-l",
+                &format!("app={name}"),
+                "-o",
+                "name",
+            ]);
+            let names: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+            (names.len() == 2).then_some(names)
+        },
+    );
     assert_eq!(pods.len(), 2);
-    poll(Duration::from_secs(10), "the webhook's decisions on those Pods", || {
-        let lines = decided(&c, &["\"namespace\":\"plate-stg\"", "\"kind\":\"Pod\"", "replicaset-controller"]);
-        let lines = if lines.is_empty() {
-            // The log line may not carry the user; then count Pod CREATEs in plate-stg.
-            decided(&c, &["\"namespace\":\"plate-stg\"", "\"kind\":\"Pod\"", "CREATE"])
-        } else {
-            lines
-        };
-        (lines.len() >= 2).then_some(())
-    });
+    poll(
+        Duration::from_secs(10),
+        "the webhook's decisions on those Pods",
+        || {
+            let lines = decided(
+                &c,
+                &[
+                    "\"namespace\":\"plate-stg\"",
+                    "\"kind\":\"Pod\"",
+                    "replicaset-controller",
+                ],
+            );
+            let lines = if lines.is_empty() {
+                // The log line may not carry the user; then count Pod CREATEs in plate-stg.
+                decided(
+                    &c,
+                    &["\"namespace\":\"plate-stg\"", "\"kind\":\"Pod\"", "CREATE"],
+                )
+            } else {
+                lines
+            };
+            (lines.len() >= 2).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -245,7 +345,11 @@ spec:
 "
     );
     let out = c.apply(&manifest).failure();
-    assert!(out.stderr.contains(&denied_by_webhook(LATEST_DENIAL)), "{}", out.text());
+    assert!(
+        out.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        out.text()
+    );
 }
 
 #[test]
@@ -270,8 +374,18 @@ spec:
 "
     );
     let out = create(&c, &manifest).failure();
-    assert!(out.stderr.starts_with("Error from server (Forbidden)"), "{}", out.text());
-    assert!(out.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [no-staging-issuer]")), "{}", out.text());
+    assert!(
+        out.stderr.starts_with("Error from server (Forbidden)"),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [no-staging-issuer]"
+        )),
+        "{}",
+        out.text()
+    );
     assert!(out.stderr.contains("letsencrypt-staging"), "{}", out.text());
     // The same Ingress in stg is admitted.
     let stg = manifest.replace("namespace: plate-prod", "namespace: plate-stg");
@@ -296,10 +410,28 @@ spec:
 fn certificate_naming_a_staging_issuer_is_denied_in_prod() {
     let c = cluster();
     let name = unique("web");
-    let out = create(&c, &certificate(&name, "plate-prod", "letsencrypt-staging", "ClusterIssuer")).failure();
-    assert!(out.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [no-staging-issuer]")), "{}", out.text());
-    assert!(out.stderr.contains("\"letsencrypt-staging\""), "{}", out.text());
-    create(&c, &certificate(&name, "plate-prod", "letsencrypt-prod", "ClusterIssuer")).success();
+    let out = create(
+        &c,
+        &certificate(&name, "plate-prod", "letsencrypt-staging", "ClusterIssuer"),
+    )
+    .failure();
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [no-staging-issuer]"
+        )),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.stderr.contains("\"letsencrypt-staging\""),
+        "{}",
+        out.text()
+    );
+    create(
+        &c,
+        &certificate(&name, "plate-prod", "letsencrypt-prod", "ClusterIssuer"),
+    )
+    .success();
 }
 
 #[test]
@@ -321,18 +453,40 @@ spec:
         )
     };
     let pids: Vec<u32> = c.node.replicas().iter().map(|r| r.pid).collect();
-    c.apply(&issuer_manifest("https://acme-staging-v02.api.letsencrypt.org/directory")).success();
+    c.apply(&issuer_manifest(
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
     let cert = certificate(&unique("web"), "plate-prod", &issuer, "ClusterIssuer");
     // The replicas' ClusterIssuer caches see the new object through their watch.
-    let denied = poll(Duration::from_secs(20), "the staging ClusterIssuer to deny", || {
-        let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &cert);
-        out.stderr.contains("denied the request").then_some(out)
-    });
-    assert!(denied.stderr.contains("acme-staging-v02.api.letsencrypt.org"), "{}", denied.text());
-    c.apply(&issuer_manifest("https://acme-v02.api.letsencrypt.org/directory")).success();
-    poll(Duration::from_secs(20), "the production ClusterIssuer to allow", || {
-        kubectl_stdin(&c.env, &["create", "--dry-run=server"], &cert).ok().then_some(())
-    });
+    let denied = poll(
+        Duration::from_secs(20),
+        "the staging ClusterIssuer to deny",
+        || {
+            let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &cert);
+            out.stderr.contains("denied the request").then_some(out)
+        },
+    );
+    assert!(
+        denied
+            .stderr
+            .contains("acme-staging-v02.api.letsencrypt.org"),
+        "{}",
+        denied.text()
+    );
+    c.apply(&issuer_manifest(
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    poll(
+        Duration::from_secs(20),
+        "the production ClusterIssuer to allow",
+        || {
+            kubectl_stdin(&c.env, &["create", "--dry-run=server"], &cert)
+                .ok()
+                .then_some(())
+        },
+    );
     let now: Vec<u32> = c.node.replicas().iter().map(|r| r.pid).collect();
     assert_eq!(pids, now, "no replica was restarted");
     assert!(c.node.replicas().iter().all(|r| !r.exited()));
@@ -342,10 +496,20 @@ spec:
 #[ignore = "needs the control plane: scripts/cluster.sh up"]
 fn namespace_without_its_environment_label_is_denied() {
     let c = cluster();
-    let out = create(&c, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fe-web-prod\n").failure();
-    assert!(out.stderr.starts_with("Error from server (Forbidden)"), "{}", out.text());
+    let out = create(
+        &c,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fe-web-prod\n",
+    )
+    .failure();
     assert!(
-        out.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [require-namespace-labels]")),
+        out.stderr.starts_with("Error from server (Forbidden)"),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [require-namespace-labels]"
+        )),
         "{}",
         out.text()
     );
@@ -361,16 +525,44 @@ fn relabelling_a_namespace_flips_verdicts() {
     c.apply(&namespace_manifest(&ns, "development")).success();
     let pod = pod_manifest("web", &ns, PLATE_API_LATEST);
     kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod).success();
-    c.kubectl(&["label", "namespace", &ns, "environment=production", "--overwrite"]).success();
-    let denied = poll(Duration::from_secs(20), "the relabelled namespace to deny", || {
-        let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod);
-        (!out.ok()).then_some(out)
-    });
-    assert!(denied.stderr.contains(&denied_by_webhook(LATEST_DENIAL)), "{}", denied.text());
-    c.kubectl(&["label", "namespace", &ns, "environment=staging", "--overwrite"]).success();
-    poll(Duration::from_secs(20), "the namespace relabelled back to allow", || {
-        kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod).ok().then_some(())
-    });
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    let denied = poll(
+        Duration::from_secs(20),
+        "the relabelled namespace to deny",
+        || {
+            let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod);
+            (!out.ok()).then_some(out)
+        },
+    );
+    assert!(
+        denied.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        denied.text()
+    );
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=staging",
+        "--overwrite",
+    ])
+    .success();
+    poll(
+        Duration::from_secs(20),
+        "the namespace relabelled back to allow",
+        || {
+            kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod)
+                .ok()
+                .then_some(())
+        },
+    );
     let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -389,8 +581,14 @@ fn kube_system_and_the_release_namespace_never_reach_the_webhook() {
     poll(Duration::from_secs(5), "the marker's decision", || {
         (!decided(&c, &["\"namespace\":\"plate-stg\""]).is_empty()).then_some(())
     });
-    assert_eq!(decided(&c, &["\"namespace\":\"kube-system\""]), Vec::<String>::new());
-    assert_eq!(decided(&c, &["\"namespace\":\"plate-system\""]), Vec::<String>::new());
+    assert_eq!(
+        decided(&c, &["\"namespace\":\"kube-system\""]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        decided(&c, &["\"namespace\":\"plate-system\""]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -399,11 +597,27 @@ fn server_side_dry_run_decides_the_same() {
     let c = cluster();
     let name = unique("dry");
     let real = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
-    let dry = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
+    let dry = kubectl_stdin(
+        &c.env,
+        &["create", "--dry-run=server"],
+        &pod_manifest(&name, "plate-prod", PLATE_API_LATEST),
+    )
+    .failure();
     assert_eq!(dry.stderr, real.stderr);
-    let ok = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod_manifest(&name, "plate-prod", "nginx:1.25")).success();
-    assert_eq!(ok.stdout.trim(), format!("pod/{name} created (server dry run)"));
-    assert!(!c.kubectl(&["-n", "plate-prod", "get", "pod", &name]).ok(), "a dry run stores nothing");
+    let ok = kubectl_stdin(
+        &c.env,
+        &["create", "--dry-run=server"],
+        &pod_manifest(&name, "plate-prod", "nginx:1.25"),
+    )
+    .success();
+    assert_eq!(
+        ok.stdout.trim(),
+        format!("pod/{name} created (server dry run)")
+    );
+    assert!(
+        !c.kubectl(&["-n", "plate-prod", "get", "pod", &name]).ok(),
+        "a dry run stores nothing"
+    );
 }
 
 #[test]
@@ -431,21 +645,46 @@ spec:
         )
     };
     c.apply(&manifest(PLATE_API_LATEST, 1)).success();
-    c.kubectl(&["label", "namespace", &ns, "environment=production", "--overwrite"]).success();
-    poll(Duration::from_secs(20), "the namespace to be prod for the webhook", || {
-        let probe = pod_manifest("probe", &ns, PLATE_API_LATEST);
-        (!kubectl_stdin(&c.env, &["create", "--dry-run=server"], &probe).ok()).then_some(())
-    });
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    poll(
+        Duration::from_secs(20),
+        "the namespace to be prod for the webhook",
+        || {
+            let probe = pod_manifest("probe", &ns, PLATE_API_LATEST);
+            (!kubectl_stdin(&c.env, &["create", "--dry-run=server"], &probe).ok()).then_some(())
+        },
+    );
     // Scaling keeps the old violation: admitted.
     let scaled = c.apply(&manifest(PLATE_API_LATEST, 3)).success();
     assert_eq!(scaled.stdout.trim(), "deployment.apps/api configured");
     // A new latest image is a new violation: denied.
-    let changed = c.apply(&manifest("harbor.cocdev.co.kr/plate/redis:latest", 3)).failure();
-    assert!(changed.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [no-latest-tag]")), "{}", changed.text());
-    assert!(changed.stderr.contains("redis:latest"), "{}", changed.text());
+    let changed = c
+        .apply(&manifest("harbor.cocdev.co.kr/plate/redis:latest", 3))
+        .failure();
+    assert!(
+        changed.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [no-latest-tag]"
+        )),
+        "{}",
+        changed.text()
+    );
+    assert!(
+        changed.stderr.contains("redis:latest"),
+        "{}",
+        changed.text()
+    );
     // DELETE is no operation the webhook's rules name: admitted without a call.
     let before = decided(&c, &["\"operation\":\"DELETE\""]).len();
-    let deleted = c.kubectl(&["-n", &ns, "delete", "deployment", "api"]).success();
+    let deleted = c
+        .kubectl(&["-n", &ns, "delete", "deployment", "api"])
+        .success();
     assert_eq!(deleted.stdout.trim(), "deployment.apps \"api\" deleted");
     assert_eq!(decided(&c, &["\"operation\":\"DELETE\""]).len(), before);
     let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
@@ -456,12 +695,46 @@ spec:
 fn kubectl_debug_ephemeral_containers_are_checked() {
     let c = cluster();
     let name = unique("dbg");
-    create(&c, &pod_manifest(&name, "plate-prod", "harbor.cocdev.co.kr/plate/plate-api:1.4.2")).success();
-    let out = c.kubectl(&["-n", "plate-prod", "debug", &name, "--image", "busybox", "-c", "debugger"]).failure();
-    assert!(out.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [no-latest-tag]")), "{}", out.text());
+    create(
+        &c,
+        &pod_manifest(
+            &name,
+            "plate-prod",
+            "harbor.cocdev.co.kr/plate/plate-api:1.4.2",
+        ),
+    )
+    .success();
+    let out = c
+        .kubectl(&[
+            "-n",
+            "plate-prod",
+            "debug",
+            &name,
+            "--image",
+            "busybox",
+            "-c",
+            "debugger",
+        ])
+        .failure();
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [no-latest-tag]"
+        )),
+        "{}",
+        out.text()
+    );
     assert!(out.stderr.contains("\"debugger\""), "{}", out.text());
     assert!(out.stderr.contains("\"busybox\""), "{}", out.text());
-    let ok = c.kubectl(&["-n", "plate-prod", "debug", &name, "--image", "harbor.cocdev.co.kr/tools/busybox:1.36", "-c", "debugger2"]);
+    let ok = c.kubectl(&[
+        "-n",
+        "plate-prod",
+        "debug",
+        &name,
+        "--image",
+        "harbor.cocdev.co.kr/tools/busybox:1.36",
+        "-c",
+        "debugger2",
+    ]);
     assert!(ok.ok(), "a pinned debug image is admitted: {}", ok.text());
 }
 
@@ -479,7 +752,10 @@ fn warn_mode_policy_shows_kubectls_warning_line() {
         "{}",
         out.text()
     );
-    assert!(warnings[0].chars().count() < 120, "Kubernetes advises warnings under 120 characters");
+    assert!(
+        warnings[0].chars().count() < 120,
+        "Kubernetes advises warnings under 120 characters"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -512,14 +788,21 @@ impl Writer {
             let started = Instant::now();
             let period = Duration::from_millis(25);
             let mut n: u32 = 0;
-            while !flag.load(Ordering::Relaxed) && n < 6000 && started.elapsed() < Duration::from_secs(240) {
+            while !flag.load(Ordering::Relaxed)
+                && n < 6000
+                && started.elapsed() < Duration::from_secs(240)
+            {
                 let next = started + period * n;
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
                     // Pacing of the load (a fixed rate), not synchronisation.
                     std::thread::sleep(wait);
                 }
                 let deny = n % 2 == 1;
-                let image = if deny { PLATE_API_LATEST } else { "harbor.cocdev.co.kr/plate/plate-api:1.4.2" };
+                let image = if deny {
+                    PLATE_API_LATEST
+                } else {
+                    "harbor.cocdev.co.kr/plate/plate-api:1.4.2"
+                };
                 let pod: Pod = serde_json::from_value(serde_json::json!({
                     "apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": format!("w{n}")},
@@ -527,20 +810,29 @@ impl Writer {
                         "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}]},
                 }))
                 .unwrap_or_default();
-                let result = support::cluster::block_on(pods.create(&kube::api::PostParams::default(), &pod));
+                let result = support::cluster::block_on(
+                    pods.create(&kube::api::PostParams::default(), &pod),
+                );
                 match (deny, result) {
                     (false, Ok(_)) => tally.allowed += 1,
-                    (true, Err(kube::Error::Api(e))) if e.code == 403 && e.message.contains("[no-latest-tag]") => {
+                    (true, Err(kube::Error::Api(e)))
+                        if e.code == 403 && e.message.contains("[no-latest-tag]") =>
+                    {
                         tally.denied += 1
                     }
-                    (_, Ok(_)) => tally.failed.push(format!("w{n}: admitted, expected a denial")),
+                    (_, Ok(_)) => tally
+                        .failed
+                        .push(format!("w{n}: admitted, expected a denial")),
                     (_, Err(e)) => tally.failed.push(format!("w{n}: {e}")),
                 }
                 n += 1;
             }
             tally
         });
-        Writer { stop, handle: Some(handle) }
+        Writer {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     fn finish(mut self) -> Tally {
@@ -548,7 +840,10 @@ impl Writer {
         self.handle
             .take()
             .and_then(|h| h.join().ok())
-            .unwrap_or_else(|| Tally { failed: vec!["writer panicked".into()], ..Tally::default() })
+            .unwrap_or_else(|| Tally {
+                failed: vec!["writer panicked".into()],
+                ..Tally::default()
+            })
     }
 }
 
@@ -565,7 +860,10 @@ fn rolling_restart_under_steady_writes_fails_no_admission() {
     let tally = writer.finish();
     let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
     assert_eq!(new.len(), 2);
-    assert!(new.iter().all(|r| !old.contains(&r.pid)), "every replica was replaced");
+    assert!(
+        new.iter().all(|r| !old.contains(&r.pid)),
+        "every replica was replaced"
+    );
     assert_eq!(tally.failed, Vec::<String>::new(), "{tally:?}");
     assert!(tally.allowed >= 100 && tally.denied >= 100, "{tally:?}");
     c.dirty = false;
@@ -579,13 +877,23 @@ fn every_replica_down_with_failure_policy_fail_rejects_with_the_api_servers_mess
     c.node.stop_all();
     let name = unique("down");
     let out = create(&c, &pod_manifest(&name, "plate-stg", "nginx:1.25")).failure();
-    assert!(out.stderr.starts_with("Error from server (InternalError)"), "{}", out.text());
     assert!(
-        out.stderr.contains(&format!("failed calling webhook \"{WEBHOOK}\"")),
+        out.stderr.starts_with("Error from server (InternalError)"),
         "{}",
         out.text()
     );
-    assert!(out.stderr.contains("https://plate-policy.plate-system.svc:443/validate"), "{}", out.text());
+    assert!(
+        out.stderr
+            .contains(&format!("failed calling webhook \"{WEBHOOK}\"")),
+        "{}",
+        out.text()
+    );
+    assert!(
+        out.stderr
+            .contains("https://plate-policy.plate-system.svc:443/validate"),
+        "{}",
+        out.text()
+    );
 }
 
 #[test]
@@ -601,7 +909,8 @@ fn every_replica_down_with_failure_policy_ignore_admits() {
     // A Pod the policies would deny: with no replica to ask, it is admitted unchecked.
     let out = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).success();
     assert_eq!(out.stdout.trim(), format!("pod/{name} created"));
-    c.kubectl(&["-n", "plate-prod", "get", "pod", &name]).success();
+    c.kubectl(&["-n", "plate-prod", "get", "pod", &name])
+        .success();
 }
 
 #[test]
@@ -621,7 +930,9 @@ fn serving_certificate_rotation_through_helm_upgrade_fails_no_admission() {
         support::https::http_get(r.metrics_addr(), "/metrics")
             .map(|(_, body)| {
                 body.lines()
-                    .find(|l| l.starts_with("plate_policy_tls_certificate_expiry_timestamp_seconds"))
+                    .find(|l| {
+                        l.starts_with("plate_policy_tls_certificate_expiry_timestamp_seconds")
+                    })
                     .unwrap_or_default()
                     .to_owned()
             })
@@ -630,29 +941,48 @@ fn serving_certificate_rotation_through_helm_upgrade_fails_no_admission() {
     let before: Vec<String> = c.node.replicas().iter().map(|r| expiry(r)).collect();
     let writer = Writer::start(&c, &ns);
     // 1. The caBundle trusts both CAs.
-    let both = new.dir.join("bundle.pem");
-    std::fs::write(&both, format!("{}{}", old.ca_pem, new.ca_pem)).unwrap_or_else(|e| panic!("{e}"));
-    c.tls = Tls { ca_pem: format!("{}{}", old.ca_pem, new.ca_pem), ..old.clone() };
-    let _ = std::fs::remove_file(old.dir.join("bundle.pem"));
-    std::fs::write(old.dir.join("bundle.pem"), &c.tls.ca_pem).unwrap_or_else(|e| panic!("{e}"));
+    c.tls = Tls {
+        ca_pem: format!("{}{}", old.ca_pem, new.ca_pem),
+        ..old.clone()
+    };
     c.helm_upgrade(&[]).success();
     // 2. The Secret gets the new certificate; the replicas reload it from their volume.
     apply_tls_secret(&c.env, RELEASE_NS, TLS_SECRET, &new);
-    poll(Duration::from_secs(30), "every replica serving the new certificate", || {
-        let now: Vec<String> = c.node.replicas().iter().map(|r| expiry(r)).collect();
-        now.iter().zip(&before).all(|(a, b)| a != b && !a.is_empty()).then_some(())
-    });
+    poll(
+        Duration::from_secs(30),
+        "every replica serving the new certificate",
+        || {
+            let now: Vec<String> = c.node.replicas().iter().map(|r| expiry(r)).collect();
+            now.iter()
+                .zip(&before)
+                .all(|(a, b)| a != b && !a.is_empty())
+                .then_some(())
+        },
+    );
     // 3. The caBundle drops the old CA.
-    std::fs::write(new.dir.join("bundle.pem"), &new.ca_pem).unwrap_or_else(|e| panic!("{e}"));
     c.tls = new.clone();
     c.helm_upgrade(&[]).success();
-    let bundle = c.kubectl(&["get", "validatingwebhookconfiguration", RELEASE, "-o", "jsonpath={.webhooks[0].caBundle}"]).success();
+    let bundle = c
+        .kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            RELEASE,
+            "-o",
+            "jsonpath={.webhooks[0].caBundle}",
+        ])
+        .success();
     let tally = writer.finish();
     let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
     assert_eq!(tally.failed, Vec::<String>::new(), "{tally:?}");
     assert!(tally.allowed >= 20 && tally.denied >= 20, "{tally:?}");
-    let decoded = Command::new("base64").arg("-d").stdin_bytes(bundle.stdout.as_bytes());
-    assert_eq!(decoded.trim(), new.ca_pem.trim(), "the caBundle holds only the new CA");
+    let decoded = Command::new("base64")
+        .arg("-d")
+        .stdin_bytes(bundle.stdout.as_bytes());
+    assert_eq!(
+        decoded.trim(),
+        new.ca_pem.trim(),
+        "the caBundle holds only the new CA"
+    );
     // The rotated material is the new baseline.
     c.dirty = false;
 }
@@ -701,7 +1031,12 @@ fn webhook_slower_than_timeout_seconds_gives_the_api_servers_timeout_error() {
     let _resume = Resume(replicas);
     let name = unique("slow");
     let out = create(&c, &pod_manifest(&name, "plate-stg", "nginx:1.25")).failure();
-    assert!(out.stderr.contains(&format!("failed calling webhook \"{WEBHOOK}\"")), "{}", out.text());
+    assert!(
+        out.stderr
+            .contains(&format!("failed calling webhook \"{WEBHOOK}\"")),
+        "{}",
+        out.text()
+    );
     assert!(
         out.stderr.contains("context deadline exceeded") || out.stderr.contains("timeout"),
         "{}",
@@ -717,14 +1052,17 @@ fn webhook_slower_than_timeout_seconds_gives_the_api_servers_timeout_error() {
 
 /// The chart's default policy set, as JSON values with `edit` applied to its policies.
 fn policy_set_values(edit: impl Fn(&mut Vec<Value>)) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(support::cluster::values("values.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    let values: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"));
+    let text = std::fs::read_to_string(support::cluster::values("values.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let values: Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("values.yaml: {e}"));
     let mut set = values["policySet"].clone();
     if let Some(policies) = set["spec"]["policies"].as_array_mut() {
         edit(policies);
     }
     let file = std::env::temp_dir().join(format!("{}.json", unique("plate-values")));
-    std::fs::write(&file, serde_json::json!({"policySet": set}).to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, serde_json::json!({"policySet": set}).to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
     file
 }
 
@@ -735,21 +1073,37 @@ fn helm_upgrade_from_warn_to_enforce_flips_the_verdict_without_restart() {
     c.dirty = true;
     let pod = pod_manifest(&unique("reg"), "plate-prod", "nginx:1.25");
     let warned = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod).success();
-    assert!(warned.warnings().iter().any(|w| w.starts_with("[trusted-registries]")), "{}", warned.text());
+    assert!(
+        warned
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("[trusted-registries]")),
+        "{}",
+        warned.text()
+    );
     let pids: Vec<u32> = c.node.replicas().iter().map(|r| r.pid).collect();
     let file = policy_set_values(|policies| {
-        for p in policies.iter_mut().filter(|p| p["name"] == "trusted-registries") {
+        for p in policies
+            .iter_mut()
+            .filter(|p| p["name"] == "trusted-registries")
+        {
             p["mode"] = "enforce".into();
         }
     });
     c.helm_upgrade(&["-f", &file.to_string_lossy()]).success();
     // The ConfigMap reaches the replicas' volume (kubelet's update) and they reload it.
-    let denied = poll(Duration::from_secs(30), "the enforced policy to deny", || {
-        let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod);
-        (!out.ok()).then_some(out)
-    });
+    let denied = poll(
+        Duration::from_secs(30),
+        "the enforced policy to deny",
+        || {
+            let out = kubectl_stdin(&c.env, &["create", "--dry-run=server"], &pod);
+            (!out.ok()).then_some(out)
+        },
+    );
     assert!(
-        denied.stderr.contains(&format!("admission webhook \"{WEBHOOK}\" denied the request: [trusted-registries]")),
+        denied.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request: [trusted-registries]"
+        )),
         "{}",
         denied.text()
     );
@@ -763,17 +1117,28 @@ fn helm_upgrade_that_adds_a_kind_updates_the_webhook_rules() {
     let mut c = cluster();
     c.dirty = true;
     let rules = || {
-        c.kubectl(&["get", "validatingwebhookconfiguration", RELEASE, "-o", "jsonpath={.webhooks[0].rules[*].resources}"])
-            .success()
-            .stdout
+        c.kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            RELEASE,
+            "-o",
+            "jsonpath={.webhooks[0].rules[*].resources}",
+        ])
+        .success()
+        .stdout
     };
     assert!(!rules().contains("\"services\""), "{}", rules());
     let svc = |name: &str| {
-        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: plate-prod}}\nspec:\n  ports: [{{port: 80}}]\n")
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: plate-prod}}\nspec:\n  ports: [{{port: 80}}]\n"
+        )
     };
     create(&c, &svc(&unique("before"))).success();
     let file = policy_set_values(|policies| {
-        for p in policies.iter_mut().filter(|p| p["name"] == "require-ssl-redirect") {
+        for p in policies
+            .iter_mut()
+            .filter(|p| p["name"] == "require-ssl-redirect")
+        {
             if let Some(kinds) = p["match"]["kinds"].as_array_mut() {
                 kinds.push("Service".into());
             }
@@ -781,12 +1146,20 @@ fn helm_upgrade_that_adds_a_kind_updates_the_webhook_rules() {
     });
     c.helm_upgrade(&["-f", &file.to_string_lossy()]).success();
     assert!(rules().contains("\"services\""), "{}", rules());
-    assert_eq!(decided(&c, &["\"kind\":\"Service\""]), Vec::<String>::new(), "before the upgrade no Service reached the webhook");
+    assert_eq!(
+        decided(&c, &["\"kind\":\"Service\""]),
+        Vec::<String>::new(),
+        "before the upgrade no Service reached the webhook"
+    );
     // The replicas load the new set from the ConfigMap; the API server now sends Services.
-    poll(Duration::from_secs(30), "a Service create reaching the webhook", || {
-        create(&c, &svc(&unique("after"))).success();
-        (!decided(&c, &["\"kind\":\"Service\""]).is_empty()).then_some(())
-    });
+    poll(
+        Duration::from_secs(30),
+        "a Service create reaching the webhook",
+        || {
+            create(&c, &svc(&unique("after"))).success();
+            (!decided(&c, &["\"kind\":\"Service\""]).is_empty()).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -796,9 +1169,17 @@ fn helm_uninstall_removes_the_webhook_configuration_and_writes_are_admitted() {
     c.dirty = true;
     let name = unique("after-uninstall");
     create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
-    let out = c.helm(&["uninstall", RELEASE, "-n", RELEASE_NS, "--wait"]).success();
-    assert!(out.stdout.contains("release \"plate-policy\" uninstalled"), "{}", out.text());
-    let gone = c.kubectl(&["get", "validatingwebhookconfiguration", RELEASE]).failure();
+    let out = c
+        .helm(&["uninstall", RELEASE, "-n", RELEASE_NS, "--wait"])
+        .success();
+    assert!(
+        out.stdout.contains("release \"plate-policy\" uninstalled"),
+        "{}",
+        out.text()
+    );
+    let gone = c
+        .kubectl(&["get", "validatingwebhookconfiguration", RELEASE])
+        .failure();
     assert!(gone.stderr.contains("NotFound"), "{}", gone.text());
     let admitted = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).success();
     assert_eq!(admitted.stdout.trim(), format!("pod/{name} created"));

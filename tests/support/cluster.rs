@@ -126,7 +126,12 @@ impl Output {
 
     /// Panics unless the command failed.
     pub fn failure(self) -> Output {
-        assert!(!self.ok(), "{} succeeded, expected a failure:\n{}", self.command, self.text());
+        assert!(
+            !self.ok(),
+            "{} succeeded, expected a failure:\n{}",
+            self.command,
+            self.text()
+        );
         self
     }
 
@@ -157,7 +162,11 @@ fn run(program: &Path, args: &[&str], stdin: Option<&str>, env: &Env) -> Output 
         .env("HELM_CACHE_HOME", env.state.join("helm/cache"))
         .env("HELM_CONFIG_HOME", env.state.join("helm/config"))
         .env("HELM_DATA_HOME", env.state.join("helm/data"))
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -242,6 +251,30 @@ pub fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>
     }
 }
 
+/// Runs `command` until `accept` holds for its output, every 100 ms, for at most
+/// `limit`; panics with the last output otherwise.
+pub fn poll_output(
+    limit: Duration,
+    what: &str,
+    mut command: impl FnMut() -> Output,
+    accept: impl Fn(&Output) -> bool,
+) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = command();
+        if accept(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}; last: {}\n{}",
+            out.command,
+            out.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // CRDs and TLS material.
 
@@ -251,8 +284,12 @@ pub fn go_module_dir(module: &str) -> PathBuf {
         .args(["mod", "download", "-json", module])
         .output()
         .unwrap_or_else(|e| panic!("go mod download {module}: {e}"));
-    let info: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("go mod download -json {module}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "go mod download -json {module}: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let dir = info["Dir"]
         .as_str()
         .unwrap_or_else(|| panic!("go mod download {module}: no Dir in {info}"));
@@ -293,7 +330,11 @@ pub fn make_tls(dir: &Path, dns: &str, days: u32) -> Tls {
             .current_dir(dir)
             .output()
             .unwrap_or_else(|e| panic!("sh: {e}"));
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     sh(&format!(
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -376,7 +417,11 @@ impl PodSpec {
         let c = &spec["containers"][0];
         let args: Vec<String> = c["args"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut volumes = BTreeMap::new();
         for vol in spec["volumes"].as_array().into_iter().flatten() {
@@ -425,7 +470,10 @@ impl PodSpec {
             readiness_failures: probe["failureThreshold"].as_u64().unwrap_or(3) as u32,
             prestop_sleep: secs(&c["lifecycle"]["preStop"]["sleep"]["seconds"], 0),
             grace: secs(&spec["terminationGracePeriodSeconds"], 30),
-            service_account: spec["serviceAccountName"].as_str().unwrap_or("default").to_owned(),
+            service_account: spec["serviceAccountName"]
+                .as_str()
+                .unwrap_or("default")
+                .to_owned(),
             args,
             mounts,
             ports,
@@ -482,15 +530,26 @@ impl Replica {
     }
 
     pub fn ready(&self) -> bool {
-        self.state.lock().map(|s| s.ready && s.phase == Phase::Running).unwrap_or(false)
+        self.state
+            .lock()
+            .map(|s| s.ready && s.phase == Phase::Running)
+            .unwrap_or(false)
     }
 
     pub fn exited(&self) -> bool {
-        self.state.lock().map(|s| s.phase == Phase::Exited).unwrap_or(true)
+        self.state
+            .lock()
+            .map(|s| s.phase == Phase::Exited)
+            .unwrap_or(true)
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        let port = self.spec.ports.get("metrics").copied().unwrap_or(self.spec.readiness_port);
+        let port = self
+            .spec
+            .ports
+            .get("metrics")
+            .copied()
+            .unwrap_or(self.spec.readiness_port);
         format!("{}:{port}", self.ip)
             .parse()
             .unwrap_or_else(|e| panic!("address of {}: {e}", self.name))
@@ -523,7 +582,10 @@ impl Replica {
             Ok(a) => a,
             Err(_) => return,
         };
-        let ok = matches!(super::https::http_get(addr, &self.spec.readiness_path), Ok((200..=399, _)));
+        let ok = matches!(
+            super::https::http_get(addr, &self.spec.readiness_path),
+            Ok((200..=399, _))
+        );
         if let Ok(mut s) = self.state.lock() {
             if ok {
                 s.consecutive_failures = 0;
@@ -544,30 +606,36 @@ impl Replica {
         for (mount, volume) in &self.spec.mounts {
             let dir = volume_dir(&self.dir, mount);
             let content: Option<BTreeMap<String, Vec<u8>>> = match volume {
-                Volume::Secret(name) => block_on(Api::<Secret>::namespaced(client.clone(), &self.ns).get_opt(name))
-                    .ok()
-                    .flatten()
-                    .map(|s| {
-                        s.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect()
-                    }),
-                Volume::ConfigMap(name) => block_on(Api::<ConfigMap>::namespaced(client.clone(), &self.ns).get_opt(name))
-                    .ok()
-                    .flatten()
-                    .map(|c| {
-                        c.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect()
-                    }),
+                Volume::Secret(name) => {
+                    block_on(Api::<Secret>::namespaced(client.clone(), &self.ns).get_opt(name))
+                        .ok()
+                        .flatten()
+                        .map(|s| {
+                            s.data
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(k, v)| (k, v.0))
+                                .collect()
+                        })
+                }
+                Volume::ConfigMap(name) => {
+                    block_on(Api::<ConfigMap>::namespaced(client.clone(), &self.ns).get_opt(name))
+                        .ok()
+                        .flatten()
+                        .map(|c| {
+                            c.data
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(k, v)| (k, v.into_bytes()))
+                                .collect()
+                        })
+                }
                 Volume::EmptyDir(_) => None,
             };
             let Some(content) = content else { continue };
-            let Ok(mut state) = self.state.lock() else { continue };
+            let Ok(mut state) = self.state.lock() else {
+                continue;
+            };
             if state.written.get(&dir) == Some(&content) {
                 continue;
             }
@@ -581,7 +649,8 @@ impl Replica {
 
 /// Where the replica's volume mounted at `mount` lives on the host.
 fn volume_dir(root: &Path, mount: &str) -> PathBuf {
-    root.join("volumes").join(mount.trim_start_matches('/').replace('/', "_"))
+    root.join("volumes")
+        .join(mount.trim_start_matches('/').replace('/', "_"))
 }
 
 fn atomic_write(dir: &Path, content: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
@@ -648,7 +717,8 @@ fn spawn(mut command: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner poisoned"))?
         .send((command, tx))
         .map_err(|_| std::io::Error::other("spawner gone"))?;
-    rx.recv().map_err(|_| std::io::Error::other("spawner gone"))?
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner gone"))?
 }
 
 /// The replicas of one release and the Service whose EndpointSlice they fill.
@@ -691,7 +761,12 @@ impl Node {
     }
 
     fn free_slot(&self) -> usize {
-        let used: Vec<usize> = self.replicas().iter().filter(|r| !r.exited()).map(|r| r.slot).collect();
+        let used: Vec<usize> = self
+            .replicas()
+            .iter()
+            .filter(|r| !r.exited())
+            .map(|r| r.slot)
+            .collect();
         (0..self.env.slots)
             .find(|s| !used.contains(s))
             .unwrap_or_else(|| panic!("all {} network namespaces are in use", self.env.slots))
@@ -702,7 +777,11 @@ impl Node {
         let spec = PodSpec::read(&self.client, &self.ns, &self.deployment);
         let slot = self.free_slot();
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!("{}-r{slot}-{}", self.deployment, COUNT.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{}-r{slot}-{}",
+            self.deployment,
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = self.env.state.join("replicas").join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         let sa = dir.join("serviceaccount");
@@ -710,7 +789,15 @@ impl Node {
         // The projected token a pod gets, as `kubectl create token` issues it.
         let token = kubectl(
             &self.env,
-            &["-n", &self.ns, "create", "token", &spec.service_account, "--duration", "2h"],
+            &[
+                "-n",
+                &self.ns,
+                "create",
+                "token",
+                &spec.service_account,
+                "--duration",
+                "2h",
+            ],
         )
         .success();
         std::fs::write(sa.join("token"), token.stdout.trim())
@@ -751,7 +838,8 @@ impl Node {
                         && (rest.is_empty() || rest.starts_with('/'))
                     {
                         let host = volume_dir(&dir, mount);
-                        std::fs::create_dir_all(&host).unwrap_or_else(|e| panic!("{}: {e}", host.display()));
+                        std::fs::create_dir_all(&host)
+                            .unwrap_or_else(|e| panic!("{}: {e}", host.display()));
                         return format!("{}{rest}", host.display());
                     }
                 }
@@ -761,7 +849,17 @@ impl Node {
         let netns = format!("{}{slot}", self.env.netns_prefix);
         let mut command = Command::new("ip");
         command
-            .args(["netns", "exec", &netns, "unshare", "--mount", "--propagation", "private", "sh", "-ec"])
+            .args([
+                "netns",
+                "exec",
+                &netns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-ec",
+            ])
             .arg(
                 "mount -t tmpfs tmpfs /run
                  mkdir -p /run/secrets/kubernetes.io/serviceaccount
@@ -894,17 +992,27 @@ impl Node {
         }
         // The exit takes the endpoint out of the slice on the controller's next round.
         let generation = self.published_generation();
-        poll(Duration::from_secs(10), "EndpointSlice updated after exit", || {
-            (self.published_generation() > generation
-                || !self.published.lock().map(|p| p.1.iter().any(|e| e.0 == replica.ip)).unwrap_or(true))
-            .then_some(())
-        });
+        poll(
+            Duration::from_secs(10),
+            "EndpointSlice updated after exit",
+            || {
+                (self.published_generation() > generation
+                    || !self
+                        .published
+                        .lock()
+                        .map(|p| p.1.iter().any(|e| e.0 == replica.ip))
+                        .unwrap_or(true))
+                .then_some(())
+            },
+        );
     }
 
     /// Kills `replica` at once (a crash): no preStop, no drain.
     pub fn kill(&self, replica: &Replica) {
         replica.signal("KILL");
-        poll(Duration::from_secs(10), "replica exit", || replica.poll_exit().then_some(()));
+        poll(Duration::from_secs(10), "replica exit", || {
+            replica.poll_exit().then_some(())
+        });
     }
 
     /// Terminates every replica still running, as a scale to zero does.
@@ -923,8 +1031,12 @@ impl Node {
     pub fn kill_all(&self) {
         for r in self.replicas() {
             if !r.poll_exit() {
-                let _ = Command::new("kill").args(["-KILL", &r.pid.to_string()]).status();
-                poll(Duration::from_secs(10), "replica exit", || r.poll_exit().then_some(()));
+                let _ = Command::new("kill")
+                    .args(["-KILL", &r.pid.to_string()])
+                    .status();
+                poll(Duration::from_secs(10), "replica exit", || {
+                    r.poll_exit().then_some(())
+                });
             }
         }
         if let Ok(mut all) = self.replicas.lock() {
@@ -936,7 +1048,11 @@ impl Node {
     /// maxUnavailable 0): for each old replica, a new one is started and becomes ready
     /// before the old one is terminated.
     pub fn rolling_restart(&self) -> Vec<Arc<Replica>> {
-        let old: Vec<Arc<Replica>> = self.replicas().into_iter().filter(|r| !r.exited()).collect();
+        let old: Vec<Arc<Replica>> = self
+            .replicas()
+            .into_iter()
+            .filter(|r| !r.exited())
+            .collect();
         let mut new = Vec::new();
         for r in &old {
             let fresh = self.start_replica();
@@ -987,14 +1103,19 @@ impl Node {
                 .filter(|r| !r.exited())
                 .map(|r| {
                     let s = r.state.lock();
-                    let (phase, ready) = s.map(|s| (s.phase, s.ready)).unwrap_or((Phase::Exited, false));
+                    let (phase, ready) = s
+                        .map(|s| (s.phase, s.ready))
+                        .unwrap_or((Phase::Exited, false));
                     let terminating = phase == Phase::Terminating;
                     (r.ip.clone(), ready && !terminating, terminating)
                 })
                 .collect();
             let ports: Vec<Value> = match block_on(services.get_opt(&self.service)) {
                 Ok(Some(svc)) => {
-                    let spec = replicas.first().map(|r| r.spec.ports.clone()).unwrap_or_default();
+                    let spec = replicas
+                        .first()
+                        .map(|r| r.spec.ports.clone())
+                        .unwrap_or_default();
                     svc.spec
                         .and_then(|s| s.ports)
                         .unwrap_or_default()
@@ -1076,8 +1197,12 @@ static CLUSTER: Mutex<Option<Cluster>> = Mutex::new(None);
 /// The chart under test (`PLATE_CLUSTER_CHART` points elsewhere, to check the suite
 /// against a broken chart).
 pub fn chart() -> String {
-    std::env::var("PLATE_CLUSTER_CHART")
-        .unwrap_or_else(|_| super::repo_root().join("charts/plate-policy").to_string_lossy().into_owned())
+    std::env::var("PLATE_CLUSTER_CHART").unwrap_or_else(|_| {
+        super::repo_root()
+            .join("charts/plate-policy")
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 pub fn values(name: &str) -> String {
@@ -1093,13 +1218,17 @@ pub struct ClusterGuard(MutexGuard<'static, Option<Cluster>>);
 impl std::ops::Deref for ClusterGuard {
     type Target = Cluster;
     fn deref(&self) -> &Cluster {
-        self.0.as_ref().unwrap_or_else(|| unreachable!("cluster() fills it"))
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("cluster() fills it"))
     }
 }
 
 impl std::ops::DerefMut for ClusterGuard {
     fn deref_mut(&mut self) -> &mut Cluster {
-        self.0.as_mut().unwrap_or_else(|| unreachable!("cluster() fills it"))
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("cluster() fills it"))
     }
 }
 
@@ -1137,8 +1266,8 @@ pub fn cluster() -> ClusterGuard {
             crds: false,
         });
     }
-    let needs_baseline = guard.dirty
-        || guard.node.replicas().iter().filter(|r| r.ready()).count() < 2;
+    let needs_baseline =
+        guard.dirty || guard.node.replicas().iter().filter(|r| r.ready()).count() < 2;
     if needs_baseline {
         guard.baseline();
     }
@@ -1170,8 +1299,15 @@ impl Cluster {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.kubectl(&args).success();
-        self.kubectl(&["wait", "--for", "condition=Established", "crd", "--all", "--timeout=60s"])
-            .success();
+        self.kubectl(&[
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .success();
         self.crds = true;
     }
 
@@ -1179,16 +1315,29 @@ impl Cluster {
     /// TLS with the current CA, and `extra` arguments.
     pub fn helm_upgrade(&self, extra: &[&str]) -> Output {
         let ca_file = self.tls.dir.join("bundle.pem");
-        if !ca_file.exists() {
-            std::fs::write(&ca_file, &self.tls.ca_pem).unwrap_or_else(|e| panic!("{}: {e}", ca_file.display()));
-        }
+        // The caBundle is whatever `self.tls.ca_pem` holds now (one CA, or two while
+        // rotating).
+        std::fs::write(&ca_file, &self.tls.ca_pem)
+            .unwrap_or_else(|e| panic!("{}: {e}", ca_file.display()));
         let ca = format!("tls.existingSecret.caBundle={}", ca_file.display());
         let secret = format!("tls.existingSecret.name={TLS_SECRET}");
         let chart = chart();
         let prod = values("values-prod.yaml");
         let mut args = vec![
-            "upgrade", "--install", RELEASE, &chart, "-n", RELEASE_NS, "-f", &prod,
-            "--set", "tls.mode=existingSecret", "--set", &secret, "--set-file", &ca,
+            "upgrade",
+            "--install",
+            RELEASE,
+            &chart,
+            "-n",
+            RELEASE_NS,
+            "-f",
+            &prod,
+            "--set",
+            "tls.mode=existingSecret",
+            "--set",
+            &secret,
+            "--set-file",
+            &ca,
         ];
         args.extend_from_slice(extra);
         self.helm(&args)
@@ -1199,7 +1348,12 @@ impl Cluster {
         self.node.kill_all();
         // The webhook may be configured while no replica runs (a test uninstalled or broke
         // it): take it out so the setup's own writes are not rejected, as break-glass does.
-        let _ = self.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE, "--ignore-not-found"]);
+        let _ = self.kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            RELEASE,
+            "--ignore-not-found",
+        ]);
         let ns = self.kubectl(&["get", "namespace", RELEASE_NS]);
         if !ns.ok() {
             self.kubectl(&["create", "namespace", RELEASE_NS]).success();
@@ -1221,14 +1375,22 @@ impl Cluster {
         self.node.wait_ready(&b, Duration::from_secs(90));
         // The API server reaches the webhook once its EndpointSlice informer has the
         // ready endpoints: poll a request only the webhook denies.
-        poll(Duration::from_secs(30), "the API server calling the webhook", || {
-            let out = kubectl_stdin(
-                &self.env,
-                &["create", "--dry-run=server"],
-                &pod_manifest("baseline-probe", "plate-prod", "harbor.cocdev.co.kr/plate/plate-api:latest"),
-            );
-            out.stderr.contains("denied the request").then_some(())
-        });
+        poll_output(
+            Duration::from_secs(30),
+            "the API server calling the webhook",
+            || {
+                kubectl_stdin(
+                    &self.env,
+                    &["create", "--dry-run=server"],
+                    &pod_manifest(
+                        "baseline-probe",
+                        "plate-prod",
+                        "harbor.cocdev.co.kr/plate/plate-api:latest",
+                    ),
+                )
+            },
+            |out| out.stderr.contains("denied the request"),
+        );
         self.dirty = false;
     }
 }
@@ -1254,11 +1416,17 @@ spec:
 /// A namespace with an `environment` label; made through kubectl (and so through the
 /// webhook's require-namespace-labels).
 pub fn namespace_manifest(name: &str, environment: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    environment: {environment}\n")
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    environment: {environment}\n"
+    )
 }
 
 /// A name unique in this test process, for objects tests create.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!("{prefix}-{}-{}", std::process::id() % 10000, N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 10000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
