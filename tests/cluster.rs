@@ -758,7 +758,11 @@ fn warn_mode_policy_shows_kubectls_warning_line() {
     );
     // The container, the image and what is trusted instead: what a user needs to act.
     for part in ["web", "nginx", "harbor.cocdev.co.kr"] {
-        assert!(warnings[0].contains(part), "no {part:?} in {:?}", warnings[0]);
+        assert!(
+            warnings[0].contains(part),
+            "no {part:?} in {:?}",
+            warnings[0]
+        );
     }
     assert!(
         warnings[0].chars().count() < 120,

@@ -721,6 +721,9 @@ fn spawn(mut command: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawner gone"))?
 }
 
+/// What the EndpointSlice last said about each replica: (address, ready, terminating).
+type Endpoints = Vec<(String, bool, bool)>;
+
 /// The replicas of one release and the Service whose EndpointSlice they fill.
 pub struct Node {
     pub env: Env,
@@ -731,7 +734,7 @@ pub struct Node {
     replicas: Mutex<Vec<Arc<Replica>>>,
     stop: Arc<AtomicBool>,
     /// Bumped each time the EndpointSlice was written: (generation, what it said).
-    published: Arc<Mutex<(u64, Vec<(String, bool, bool)>)>>,
+    published: Arc<Mutex<(u64, Endpoints)>>,
     controller: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
