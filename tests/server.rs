@@ -1,7 +1,8 @@
 //! `plate-policy serve` end to end: the real binary on loopback ports, spoken to over
 //! real TLS. Verdicts, bad input, hot reload, certificate rotation by Secret-style
-//! symlink swap, graceful shutdown, mTLS and the namespace cache against a fake API
-//! server (no kube-apiserver can run here; the kube client code path is real).
+//! symlink swap, graceful shutdown, mTLS. What needs a cluster (namespace labels, the
+//! ClusterIssuer cache, the chart) is tested through a real kube-apiserver in
+//! tests/cluster.rs.
 
 mod support;
 
@@ -11,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use support::fake_apiserver::{CLUSTER_ISSUERS, FakeApiServer, NAMESPACES};
 use support::https::{Connection, client_config, http_get};
 use support::process::Server;
 use support::{Hostile, eventually, repo_root};
@@ -605,149 +605,6 @@ fn client_ca_requires_a_client_certificate() {
     assert_eq!(
         response(&mut conn, &pod_review("mtls", "plate-stg", "nginx"))["uid"],
         "mtls"
-    );
-}
-
-#[test]
-fn namespace_relabel_in_the_api_server_changes_the_verdict() {
-    let dir = temp_dir();
-    let pki = certs(dir.path(), "pki");
-    let api = FakeApiServer::start();
-    // A name no pattern matches: only the label says which environment it is.
-    api.set_namespace("team-a", &[("environment", "development")]);
-    let kubeconfig = api.kubeconfig(dir.path());
-    let server = Server::start(
-        &[
-            "--tls-cert",
-            "pki/tls.crt",
-            "--tls-key",
-            "pki/tls.key",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap_or_default(),
-        ],
-        dir.path(),
-    );
-    let (status, body) = http_get(server.health, "/readyz").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status, 503, "ready before the namespace list: {body}");
-    assert!(
-        body.contains("caches not synced yet") && body.contains("v1 Namespace"),
-        "{body}"
-    );
-    api.release_list();
-    server.wait_ready(Duration::from_secs(30));
-
-    let config = client_config(&pki.join("ca.crt"), None);
-    let mut conn = Connection::open(server.addr, &config).unwrap_or_else(|e| panic!("{e}"));
-    let review = deployment_review(
-        "ns-1",
-        "team-a",
-        "harbor.cocdev.co.kr/plate/plate-api:latest",
-    );
-    assert_eq!(
-        response(&mut conn, &review)["allowed"],
-        true,
-        "team-a is development"
-    );
-
-    eventually(Duration::from_secs(30), "the reflector to watch", || {
-        (api.watch_count(NAMESPACES) > 0).then_some(())
-    });
-    api.set_namespace("team-a", &[("environment", "production")]);
-    let denied = eventually(
-        Duration::from_secs(30),
-        "the relabel to change the verdict",
-        || {
-            let r = response(&mut conn, &review);
-            (r["allowed"] == false).then_some(r)
-        },
-    );
-    assert!(
-        denied["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not allowed in prod"),
-        "{denied}"
-    );
-}
-
-const LE_PROD: &str = "https://acme-v02.api.letsencrypt.org/directory";
-const LE_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-
-fn ingress_review(uid: &str, namespace: &str, cluster_issuer: &str) -> Vec<u8> {
-    let mut review = fixture("review-pod-latest.json");
-    review["request"]["uid"] = json!(uid);
-    review["request"]["kind"] =
-        json!({"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"});
-    review["request"]["resource"] =
-        json!({"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"});
-    review["request"]["namespace"] = json!(namespace);
-    review["request"]["name"] = json!("plate-llm");
-    review["request"]["object"] = json!({
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "plate-llm", "namespace": namespace,
-                     "annotations": {"cert-manager.io/cluster-issuer": cluster_issuer}},
-        "spec": {"tls": [{"hosts": ["cocdev.co.kr"], "secretName": "plate-llm-tls"}]}
-    });
-    review.to_string().into_bytes()
-}
-
-#[test]
-fn cluster_issuer_switched_to_staging_changes_the_verdict_without_restart() {
-    let dir = temp_dir();
-    let pki = certs(dir.path(), "pki");
-    let api = FakeApiServer::start();
-    api.set_namespace("plate-prod", &[("environment", "production")]);
-    // Named innocently; what makes an issuer staging is its ACME server.
-    api.set_cluster_issuer("letsencrypt", LE_PROD);
-    api.release_list();
-    let kubeconfig = api.kubeconfig(dir.path());
-    let server = Server::start(
-        &[
-            "--tls-cert",
-            "pki/tls.crt",
-            "--tls-key",
-            "pki/tls.key",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap_or_default(),
-        ],
-        dir.path(),
-    );
-    server.wait_ready(Duration::from_secs(30));
-    let config = client_config(&pki.join("ca.crt"), None);
-    let mut conn = Connection::open(server.addr, &config).unwrap_or_else(|e| panic!("{e}"));
-    let review = ingress_review("issuer-1", "plate-prod", "letsencrypt");
-    assert_eq!(
-        response(&mut conn, &review)["allowed"],
-        true,
-        "a production ACME server"
-    );
-
-    eventually(
-        Duration::from_secs(30),
-        "the issuer reflector to watch",
-        || (api.watch_count(CLUSTER_ISSUERS) > 0).then_some(()),
-    );
-    api.set_cluster_issuer("letsencrypt", LE_STAGING);
-    let denied = eventually(
-        Duration::from_secs(30),
-        "the issuer change to change the verdict",
-        || {
-            let r = response(&mut conn, &review);
-            (r["allowed"] == false).then_some(r)
-        },
-    );
-    let message = denied["status"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("names ClusterIssuer \"letsencrypt\""),
-        "{message}"
-    );
-    assert!(message.contains(LE_STAGING), "{message}");
-    let (_, metrics) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        metrics.contains(
-            "plate_policy_context_lookups_total{policy=\"no-staging-issuer\",result=\"found\"}"
-        ),
-        "{metrics}"
     );
 }
 

@@ -151,7 +151,6 @@ impl Hostile {
 
 pub mod cluster;
 pub mod command;
-pub mod fake_apiserver;
 pub mod https;
 pub mod process;
 

@@ -1,0 +1,129 @@
+//! A benchmark, not a pass/fail test: what the webhook adds to a user's write, measured
+//! through the real kube-apiserver of the cluster harness (issue 15, point 9;
+//! docs/performance.md). Run it with `bash bench/apiserver.sh` (release build, control
+//! plane up); `scripts/test.sh` does not run it.
+//!
+//! It sends server-side dry-run creates of tests/fixtures/deployment-3-containers.yaml,
+//! alternating plate-prod (the webhook judges it) and kube-system (the chart's
+//! namespaceSelector keeps it from the webhook), so both series see the same API server,
+//! the same machine load and the same moment. The difference of the medians is the cost of
+//! the webhook call. It measures that with the shipped policy set and then with an empty
+//! one (the ConfigMap emptied, the webhook configuration unchanged, so the API server still
+//! calls the webhook and the replicas decide with no policy), and prints both.
+//! The only assertions are that the requests were answered as the policies say.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::time::{Duration, Instant};
+use support::cluster::{RELEASE, RELEASE_NS, block_on, client, cluster, poll};
+
+/// Requests per namespace and per policy set.
+fn rounds() -> usize {
+    std::env::var("PLATE_LATENCY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+}
+
+fn deployment(ns: &str) -> Deployment {
+    let text = std::fs::read_to_string(support::repo_root().join("tests/fixtures/deployment-3-containers.yaml"))
+        .unwrap_or_else(|e| panic!("deployment-3-containers.yaml: {e}"));
+    let mut d: Deployment =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("deployment-3-containers.yaml: {e}"));
+    d.metadata.namespace = Some(ns.to_owned());
+    d.metadata.name = Some("latency-probe".to_owned());
+    d
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+struct Series {
+    judged: Vec<Duration>,
+    unseen: Vec<Duration>,
+}
+
+/// Alternating dry-run creates; `expect_allowed` says what plate-prod must answer.
+fn measure(kube: &kube::Client, expect_allowed: bool) -> Series {
+    let prod: Api<Deployment> = Api::namespaced(kube.clone(), "plate-prod");
+    let system: Api<Deployment> = Api::namespaced(kube.clone(), "kube-system");
+    let (prod_obj, system_obj) = (deployment("plate-prod"), deployment("kube-system"));
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let mut series = Series {
+        judged: Vec::new(),
+        unseen: Vec::new(),
+    };
+    // Warm-up: connections, the API server's caches, the replicas' first instances.
+    for _ in 0..20 {
+        let _ = block_on(prod.create(&params, &prod_obj));
+        let _ = block_on(system.create(&params, &system_obj));
+    }
+    for _ in 0..rounds() {
+        let start = Instant::now();
+        let judged = block_on(prod.create(&params, &prod_obj));
+        series.judged.push(start.elapsed());
+        assert_eq!(judged.is_ok(), expect_allowed, "plate-prod: {judged:?}");
+        let start = Instant::now();
+        let unseen = block_on(system.create(&params, &system_obj));
+        series.unseen.push(start.elapsed());
+        assert!(unseen.is_ok(), "kube-system: {unseen:?}");
+    }
+    series.judged.sort();
+    series.unseen.sort();
+    series
+}
+
+fn report(label: &str, s: &Series) -> f64 {
+    let (j50, j99) = (percentile(&s.judged, 0.5), percentile(&s.judged, 0.99));
+    let (u50, u99) = (percentile(&s.unseen, 0.5), percentile(&s.unseen, 0.99));
+    println!(
+        "{label:<13} judged p50 {j50:.3} ms p99 {j99:.3} ms | unseen p50 {u50:.3} ms p99 {u99:.3} ms | webhook adds p50 {:.3} ms p99 {:.3} ms ({} requests each)",
+        j50 - u50,
+        j99 - u99,
+        s.judged.len()
+    );
+    j50 - u50
+}
+
+#[test]
+#[ignore = "a benchmark: bash bench/apiserver.sh"]
+fn dry_run_create_latency_through_the_api_server() {
+    let mut c = cluster();
+    c.dirty = true;
+    let kube = client(&c.env);
+    // The fixture pins its images on the trusted registry and sets requests, so the
+    // shipped set allows it in plate-prod after evaluating every policy that matches.
+    let shipped = measure(&kube, true);
+
+    let maps: Api<ConfigMap> = Api::namespaced(kube.clone(), RELEASE_NS);
+    let name = format!("{RELEASE}-policies");
+    let empty = "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies: []\n";
+    let patch = serde_json::json!({"data": {"policies.yaml": empty}});
+    block_on(maps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .unwrap_or_else(|e| panic!("emptying {name}: {e}"));
+    // Wait until every replica has loaded the empty set (its reload log line).
+    poll(Duration::from_secs(60), "the replicas loading the empty set", || {
+        c.node
+            .replicas()
+            .iter()
+            .all(|r| !r.log_lines_with(&["policy set reloaded", "\"policies\":0"]).is_empty())
+            .then_some(())
+    });
+    let empty_set = measure(&kube, true);
+
+    println!();
+    let with_policies = report("shipped set", &shipped);
+    let without = report("empty set", &empty_set);
+    println!(
+        "the shipped set's policies add p50 {:.3} ms over the empty set",
+        with_policies - without
+    );
+}
