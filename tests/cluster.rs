@@ -1198,3 +1198,54 @@ fn helm_uninstall_removes_the_webhook_configuration_and_writes_are_admitted() {
     assert_eq!(admitted.stdout.trim(), format!("pod/{name} created"));
     let _ = Mutex::new(());
 }
+
+// ---------------------------------------------------------------------------------------
+// Point 8: an oversized review is decided by plate-policy, not by failurePolicy.
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn oversized_review_is_denied_by_plate_policy_even_with_failure_policy_ignore() {
+    let mut c = cluster();
+    c.dirty = true;
+    // Fail open (the stg values), and a body limit small enough that an ordinary Pod
+    // goes over it: what must decide is plate-policy, not failurePolicy Ignore.
+    const LIMIT: usize = 64 << 10;
+    let stg = support::cluster::values("values-stg.yaml");
+    let limit = format!("maxRequestBytes={LIMIT}");
+    c.helm_upgrade(&["-f", &stg, "--set", &limit]).success();
+    c.node.rolling_restart();
+    let name = unique("oversized");
+    // 400 pinned, trusted containers: allowed by every policy if it could be read, and
+    // well over 64 KiB as the defaulted JSON the API server sends.
+    let mut pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: plate-prod\nspec:\n  containers:\n"
+    );
+    for i in 0..400 {
+        pod.push_str(&format!(
+            "    - name: c{i}\n      image: harbor.cocdev.co.kr/plate/plate-api:2.8.1\n      resources:\n        requests: {{cpu: 1m, memory: 1Mi}}\n"
+        ));
+    }
+    let out = create(&c, &pod).failure();
+    assert!(
+        out.stderr.contains(&format!(
+            "admission webhook \"{WEBHOOK}\" denied the request"
+        )),
+        "not denied by the webhook itself: {}",
+        out.text()
+    );
+    assert!(
+        out.stderr.contains(&LIMIT.to_string()),
+        "the denial does not name the limit: {}",
+        out.text()
+    );
+    assert!(
+        !out.stderr.contains("failed calling webhook"),
+        "the API server fell back to failurePolicy: {}",
+        out.text()
+    );
+    c.kubectl(&["-n", "plate-prod", "get", "pod", &name])
+        .failure();
+    // A Pod under the limit is still admitted on the same release: only size decided.
+    let small = unique("small");
+    create(&c, &pod_manifest(&small, "plate-prod", "nginx:1.25")).success();
+}
