@@ -10,6 +10,9 @@
 #                               in the harness's network namespaces; remove namespaces, links
 #   scripts/cluster.sh status   say what runs
 #   scripts/cluster.sh env      the KEY=VALUE lines the cluster test suite reads
+#   scripts/cluster.sh demo     after `up`: `plate-policy serve` (this checkout, built-in
+#                               policies) on the bridge address, registered with the API
+#                               server by the chart's own webhook configuration (README)
 #
 # Binaries live in the user's cache, keyed by the pinned versions, so a fresh clone on the
 # same machine does not rebuild them. The state (PKI, etcd data, PID files, logs) lives in
@@ -369,6 +372,7 @@ print_export() {
 }
 
 down_quiet() {
+  stop plate-policy
   stop kube-controller-manager
   stop kube-apiserver
   stop etcd
@@ -404,11 +408,50 @@ status() {
   return "$rc"
 }
 
+# --- the webhook by hand (README) -------------------------------------------------------
+
+DEMO_ADDR="$HOST_IP:8443"
+DEMO_HEALTH=127.0.0.1:19090
+
+demo() {
+  need_root
+  all_running || die "the control plane is not up: run scripts/cluster.sh up first"
+  local bin="$ROOT/target/debug/plate-policy" tools d="$STATE/demo"
+  tools="$(bin_dir)"
+  (cd "$ROOT" && cargo build --quiet -p plate-policy) || die "cargo build -p plate-policy failed"
+  stop plate-policy
+  rm -rf "$d"; mkdir -p "$d"
+  # A serving certificate for the address the API server calls.
+  "$bin" certs --out "$d/tls" --dns "$HOST_IP" >/dev/null
+  : >"$STATE/logs/plate-policy.log"
+  start plate-policy "$bin" serve --addr "$DEMO_ADDR" --metrics-addr "$DEMO_HEALTH" \
+    --tls-cert "$d/tls/tls.crt" --tls-key "$d/tls/tls.key" \
+    --kubeconfig "$STATE/admin.kubeconfig" --shutdown-delay-secs 0 --log-format text
+  wait_for plate-policy 60 curl -sf "http://$DEMO_HEALTH/readyz" ||
+    fail_with_log plate-policy "plate-policy did not become ready in 60 s"
+  # The chart's webhook configuration (rules derived from the built-in set, kube-system
+  # excluded), pointed at this process instead of the chart's Service.
+  "$tools/helm" template plate-policy "$ROOT/charts/plate-policy" -n plate-system \
+    --set tls.mode=existingSecret --set tls.existingSecret.name=unused \
+    --set-file tls.existingSecret.caBundle="$d/tls/ca.crt" \
+    -s templates/validatingwebhookconfiguration.yaml >"$d/webhook.yaml"
+  local client
+  client="{\"url\":\"https://$DEMO_ADDR/validate\",\"caBundle\":\"$(base64 -w0 "$d/tls/ca.crt")\"}"
+  "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" patch --local -f "$d/webhook.yaml" \
+    --type json -p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig\",\"value\":$client}]" \
+    -o yaml >"$d/webhook-local.yaml"
+  "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" apply -f "$d/webhook-local.yaml" >&2
+  say "plate-policy serves the built-in policies at https://$DEMO_ADDR (log: $STATE/logs/plate-policy.log)"
+  print_export
+  printf 'export PATH=%s:$PATH\n' "$tools"
+}
+
 case "${1:-}" in
   build) build; bin_dir ;;
   up) up ;;
   down) down ;;
   status) status ;;
   env) [ -f "$STATE/cluster.env" ] || die "not up (scripts/cluster.sh up)"; cat "$STATE/cluster.env" ;;
-  *) die "usage: $0 build|up|down|status|env" ;;
+  demo) demo ;;
+  *) die "usage: $0 build|up|down|status|env|demo" ;;
 esac
