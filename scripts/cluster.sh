@@ -440,7 +440,11 @@ demo() {
   "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" patch --local -f "$d/webhook.yaml" \
     --type json -p "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig\",\"value\":$client}]" \
     -o yaml >"$d/webhook-local.yaml"
-  "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" apply -f "$d/webhook-local.yaml" >&2
+  # Replaced, not applied: a configuration left by the chart (the cluster suite) has a
+  # `service`, and a merge would keep it next to the `url`.
+  "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" delete --ignore-not-found \
+    -f "$d/webhook-local.yaml" >&2
+  "$tools/kubectl" --kubeconfig "$STATE/admin.kubeconfig" create -f "$d/webhook-local.yaml" >&2
   say "plate-policy serves the built-in policies at https://$DEMO_ADDR (log: $STATE/logs/plate-policy.log)"
   print_export
   printf 'export PATH=%s:$PATH\n' "$tools"
