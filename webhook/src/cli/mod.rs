@@ -4,6 +4,8 @@
 
 pub mod certs;
 pub mod check;
+pub mod completions;
+pub mod output;
 pub mod serve;
 pub mod test;
 
@@ -24,9 +26,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log filter (`info`, `plate_policy=debug`, ...); RUST_LOG overrides it.
-    /// Default: `info` for serve, `warn` for the other commands (their output is the report).
+    /// Default: `info` for serve; `warn` for the other commands, whose report already
+    /// says what a policy's evaluation found (so the decision path does not log it again).
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    pub color: output::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +53,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA, serving certificate and client certificate.
     Certs(certs::CertsArgs),
+    /// Print a shell completion script (bash, zsh, fish) to stdout.
+    Completions(completions::CompletionsArgs),
 }
 
 /// `--policies FILE`: a policy set instead of the built-in one.
@@ -123,7 +131,7 @@ fn cli_engine() -> Option<crate::engine::Engine> {
         max_concurrent_instances: 8,
     };
     crate::engine::Engine::new(&config)
-        .map_err(|e| eprintln!("error: {e}"))
+        .map_err(|e| crate::errorln!("{e}"))
         .ok()
 }
 
@@ -132,7 +140,7 @@ fn context_files(files: &[PathBuf]) -> Option<crate::objects::StaticObjects> {
     let mut objects = crate::objects::StaticObjects::default();
     for file in files {
         if let Err(e) = objects.insert_file(file) {
-            eprintln!("error: --context {e}");
+            crate::errorln!("--context {e}");
             return None;
         }
     }
