@@ -167,6 +167,7 @@ pub fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
 
 pub mod cluster;
 pub mod command;
+pub mod docs;
 pub mod fake_apiserver;
 pub mod https;
 pub mod process;

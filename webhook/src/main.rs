@@ -2,7 +2,10 @@
 //! runs the command and exits with its code.
 
 use clap::Parser;
-use plate_policy::cli::{Cli, Command, LogFormat, certs, check, completions, output, serve, test};
+use plate_policy::cli::{
+    Cli, Command, LogFormat, bench, certs, check, completions, inspect, new, output, run, serve,
+    test,
+};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +30,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::New(args) => new::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::run(args),
     };
     ExitCode::from(code)

@@ -2,10 +2,14 @@
 //! Each command returns its process exit code; errors meant for the user are
 //! printed by the command itself.
 
+pub mod bench;
 pub mod certs;
 pub mod check;
 pub mod completions;
+pub mod inspect;
+pub mod new;
 pub mod output;
+pub mod run;
 pub mod serve;
 pub mod test;
 
@@ -53,6 +57,14 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA, serving certificate and client certificate.
     Certs(certs::CertsArgs),
+    /// Write a new policy crate (Rust, builds to wasm) with a policy set and a test suite.
+    New(new::NewArgs),
+    /// Evaluate one module against one object, without a policy set; print its verdict.
+    Run(Box<run::RunArgs>),
+    /// Print a module's ABI version, exports, imports, size and whether it makes lookups.
+    Inspect(inspect::InspectArgs),
+    /// Time evaluations of one module on one object (median and p99, fresh sandbox each).
+    Bench(Box<bench::BenchArgs>),
     /// Print a shell completion script (bash, zsh, fish) to stdout.
     Completions(completions::CompletionsArgs),
 }

@@ -19,6 +19,9 @@ pub struct TestArgs {
     /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
     #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
+    /// Policy set for the suites that name no `policySet` (default: the built-in set).
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
     #[command(flatten)]
     pub module_cache: super::ModuleCacheArgs,
 }
@@ -69,7 +72,20 @@ pub fn run(args: &TestArgs) -> u8 {
         engine: &engine,
         cache: &cache,
     };
+    let default_set = match &args.policies {
+        Some(file) => match loader.load_file(file) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                errorln!("{e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => None,
+    };
     let mut runner = Runner::new(loader).with_context(context);
+    if let Some(set) = default_set {
+        runner = runner.with_default_set(set);
+    }
     output::finish(run_suites(&mut runner, &suites, junit_file.as_deref()))
 }
 
