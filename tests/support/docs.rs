@@ -231,7 +231,11 @@ fn execute(step: &Step, session: &mut Session) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|w| w.replace(CHECKOUT, &root))
         .collect();
-    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+    // The commands run with an empty standard input anyway.
+    if args.ends_with(&["<", "/dev/null"]) {
+        args.truncate(args.len() - 2);
+    }
     let binary_args = match args.as_slice() {
         ["plate-policy", rest @ ..] => Some(rest.to_vec()),
         ["cargo", "run", "-p", "plate-policy", "--", rest @ ..] => Some(rest.to_vec()),
