@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use support::command::{code, plate_policy, s, stderr, stdout, temp_dir, with_stdin, write};
-use support::{Hostile, repo_root};
+use support::{Hostile, hostile_set, repo_root};
 
 #[test]
 fn check_denies_latest_in_prod_and_allows_it_in_stg() {
@@ -229,21 +229,6 @@ fn bad_suites_exit_2() {
         "{}",
         stdout(&out)
     );
-}
-
-/// A policy set using hostile modules from a temp dir.
-fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
-    let mut yaml = String::from(
-        "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: hostile}\nspec:\n  policies:\n",
-    );
-    for (name, policy, failure) in entries {
-        std::fs::write(dir.join(format!("{name}.wasm")), policy.wasm())
-            .unwrap_or_else(|e| panic!("{e}"));
-        yaml.push_str(&format!(
-            "    - name: {name}\n      module: {name}.wasm\n      failurePolicy: {failure}\n      timeoutMs: 50\n      memoryMiB: 8\n      match: {{kinds: [Pod]}}\n"
-        ));
-    }
-    write(dir, "policies.yaml", &yaml)
 }
 
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: plate-prod}\nspec:\n  containers: [{name: a, image: nginx:1.25}]\n";

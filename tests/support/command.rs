@@ -62,3 +62,93 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
 }
+
+/// Runs `plate-policy ARGS` with a real pipe as stdout whose reading end is closed
+/// before the program writes (as `| head` does once it has its lines): every write
+/// to stdout fails with EPIPE. Returns the exit status and stderr.
+pub fn with_closed_stdout(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plate-policy"))
+        .args(args)
+        .current_dir(super::repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run plate-policy: {e}"));
+    // The child holds the only writing end; with ours gone no one reads.
+    drop(child.stdout.take());
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("plate-policy did not finish: {e}"))
+}
+
+/// Runs `plate-policy ARGS` with a pseudo-terminal as stdout (and `envs` set):
+/// returns the exit code and what it printed there.
+pub fn on_terminal(args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors into the given integers; the
+    // other arguments may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plate-policy"));
+    command
+        .args(args)
+        .current_dir(super::repo_root())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    // The Command owns the slave end; dropping it after spawn leaves the child's copy
+    // only, so reading the master ends (EIO) when the child exits.
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run plate-policy: {e}"));
+    drop(command);
+    let mut master = std::fs::File::from(master);
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = child
+        .wait()
+        .unwrap_or_else(|e| panic!("plate-policy did not finish: {e}"));
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Runs `plate-policy ARGS` in `dir`.
+pub fn plate_policy_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plate-policy"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run plate-policy: {e}"))
+}
+
+/// Asserts the run was bad input (exit 2) and said `message` on stderr.
+pub fn assert_bad_input(out: &Output, message: &str) {
+    assert_eq!(code(out), 2, "{}{}", stdout(out), stderr(out));
+    assert!(stderr(out).contains(message), "{}", stderr(out));
+}

@@ -149,8 +149,25 @@ impl Hostile {
     }
 }
 
+/// A policy set using hostile modules, written with them to `dir`: each entry
+/// (name, module, failurePolicy) matches Pods, with a 50 ms and 8 MiB limit.
+pub fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
+    let mut yaml = String::from(
+        "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: hostile}\nspec:\n  policies:\n",
+    );
+    for (name, policy, failure) in entries {
+        std::fs::write(dir.join(format!("{name}.wasm")), policy.wasm())
+            .unwrap_or_else(|e| panic!("{e}"));
+        yaml.push_str(&format!(
+            "    - name: {name}\n      module: {name}.wasm\n      failurePolicy: {failure}\n      timeoutMs: 50\n      memoryMiB: 8\n      match: {{kinds: [Pod]}}\n"
+        ));
+    }
+    command::write(dir, "policies.yaml", &yaml)
+}
+
 pub mod cluster;
 pub mod command;
+pub mod docs;
 pub mod https;
 pub mod process;
 

@@ -1,27 +1,40 @@
-//! The `plate-policy` binary: parses the command line, sets up logging, runs the
-//! command and exits with its code.
+//! The `plate-policy` binary: parses the command line, sets up colour and logging,
+//! runs the command and exits with its code.
 
 use clap::Parser;
-use plate_policy::cli::{Cli, Command, LogFormat, certs, check, serve, test};
-use std::io::IsTerminal;
+use plate_policy::cli::{
+    Cli, Command, LogFormat, bench, certs, check, completions, inspect, new, output, run, serve,
+    test,
+};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// The one-shot commands report what the decision path finds (a failed
+/// evaluation, a refused lookup) in their own output; its log lines, meant for the
+/// server's record of requests, would print each problem a second time.
+const ONE_SHOT_FILTER: &str = "warn,plate_policy::admission=off,plate_policy::engine::lookup=off";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.command {
+    output::init(cli.color);
+    let default_filter = match cli.command {
         Command::Serve(_) => "info",
-        _ => "warn",
+        _ => ONE_SHOT_FILTER,
     };
     init_logging(
         cli.log_format,
-        cli.log_level.as_deref().unwrap_or(default_level),
+        cli.log_level.as_deref().unwrap_or(default_filter),
     );
     let code = match &cli.command {
         Command::Test(args) => test::run(args),
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::New(args) => new::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => completions::run(args),
     };
     ExitCode::from(code)
 }
@@ -32,7 +45,7 @@ fn init_logging(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(output::stderr_colored())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

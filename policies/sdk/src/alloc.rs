@@ -21,12 +21,14 @@ unsafe extern "C" {
     static __heap_base: u8;
 }
 
+/// The global allocator of wasm32 guests (see the module documentation).
 pub struct BumpAllocator {
     /// Next free address; 0 until the first allocation.
     next: Cell<usize>,
 }
 
 impl BumpAllocator {
+    /// An allocator that starts at the heap base on its first allocation.
     pub const fn new() -> Self {
         BumpAllocator { next: Cell::new(0) }
     }

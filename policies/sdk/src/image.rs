@@ -19,19 +19,30 @@ use std::fmt;
 /// A parsed image reference. `domain` is as written (None for Docker Hub short names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageReference {
+    /// The registry host as written (`harbor.local:5000`); None for Docker Hub short names.
     pub domain: Option<String>,
+    /// The repository path (`plate/api`; `library/nginx` for `nginx`).
     pub path: String,
+    /// The tag as written; None when there is none (the runtime then pulls `latest`).
     pub tag: Option<String>,
+    /// The digest (`sha256:...`), when the reference pins one.
     pub digest: Option<String>,
 }
 
+/// Why a string is not an image reference; `Display` says it for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageReferenceError {
+    /// The reference is empty.
     Empty,
+    /// The repository name has this many characters, more than 255.
     TooLong(usize),
+    /// The registry host is not a host (with an optional port).
     InvalidDomain(String),
+    /// A path component breaks the grammar.
     InvalidPathComponent(String),
+    /// The tag breaks the grammar.
     InvalidTag(String),
+    /// The digest is not `algorithm:hex` (sha256: 64 lowercase hex digits).
     InvalidDigest(String),
 }
 
@@ -63,9 +74,11 @@ impl fmt::Display for ImageReferenceError {
 
 impl std::error::Error for ImageReferenceError {}
 
+/// The registry of images whose reference names none.
 pub const DOCKER_HUB: &str = "docker.io";
 
 impl ImageReference {
+    /// Parses `reference` by the grammar above.
     pub fn parse(reference: &str) -> Result<ImageReference, ImageReferenceError> {
         if reference.is_empty() {
             return Err(ImageReferenceError::Empty);

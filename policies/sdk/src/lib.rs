@@ -18,6 +18,10 @@
 //! `plate_abi_version`, `plate_alloc`, `plate_validate_settings`, `plate_validate`.
 //! A verdict is a list of [`Violation`]s, each with a stable key and, where the
 //! policy knows it, the field path.
+//!
+//! docs/authoring.md goes from `plate-policy new` to a passing suite; docs/abi.md
+//! is the ABI itself, for guests written without this SDK.
+#![warn(missing_docs)]
 
 pub mod abi;
 #[cfg(target_arch = "wasm32")]

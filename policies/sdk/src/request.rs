@@ -34,21 +34,31 @@ impl<S> ValidationRequest<S> {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionRequest {
+    /// The request's id, as the API server sent it.
     #[serde(default)]
     pub uid: String,
+    /// The kind of the object: group (`""` for the core group: Pods, Namespaces,
+    /// Services), version and kind.
     pub kind: GroupVersionKind,
+    /// The subresource, for requests to one (`ephemeralcontainers` for `kubectl debug`).
     #[serde(default)]
     pub sub_resource: Option<String>,
+    /// The object's name (may be empty for `generateName` creations).
     #[serde(default)]
     pub name: Option<String>,
+    /// The object's namespace; None or empty for cluster-scoped kinds.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
     #[serde(default)]
     pub operation: String,
+    /// The object as it would be stored; None for DELETE. Read it with [`object`](Self::object).
     #[serde(default)]
     pub object: Option<Box<RawValue>>,
+    /// The object before an UPDATE (and the deleted object on DELETE).
     #[serde(default)]
     pub old_object: Option<Box<RawValue>>,
+    /// True when the request is a dry run (`kubectl --dry-run=server`, `plate-policy check`).
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
@@ -77,11 +87,15 @@ impl AdmissionRequest {
     }
 }
 
+/// The kind of an object as an AdmissionRequest names it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GroupVersionKind {
+    /// The API group: `apps`, `cert-manager.io`; `""` (empty) for the core group.
     #[serde(default)]
     pub group: String,
+    /// The version: `v1`.
     #[serde(default)]
     pub version: String,
+    /// The kind: `Deployment`.
     pub kind: String,
 }

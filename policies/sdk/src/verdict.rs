@@ -26,6 +26,8 @@ pub struct Violation {
 }
 
 impl Violation {
+    /// A violation with its key and message; add the path with [`at`](Self::at)
+    /// and a short form with [`summary`](Self::summary).
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Violation {
             key: key.into(),
@@ -54,6 +56,7 @@ impl Violation {
 pub struct Verdict {
     /// False exactly when `violations` is not empty (the host checks they agree).
     pub allowed: bool,
+    /// What is wrong with the object; empty when it complies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
     /// Advice returned whatever the mode, even when allowed; not a violation.
@@ -66,6 +69,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// No violation: the object complies.
     pub fn allow() -> Self {
         Verdict {
             allowed: true,
@@ -87,6 +91,8 @@ impl Verdict {
         }
     }
 
+    /// The policy could not evaluate (unreadable object, impossible state): the
+    /// host applies the entry's `failurePolicy` and reports `message`.
     pub fn error(message: impl Into<String>) -> Self {
         Verdict {
             allowed: false,
@@ -95,6 +101,7 @@ impl Verdict {
         }
     }
 
+    /// Adds advice shown as a warning whatever the verdict and mode.
     pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
         self.warnings.push(warning.into());
         self
@@ -104,12 +111,15 @@ impl Verdict {
 /// The answer of `plate_validate_settings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsValidation {
+    /// Whether the policy accepts its settings.
     pub valid: bool,
+    /// Why not, for the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
 impl SettingsValidation {
+    /// The settings are accepted.
     pub fn valid() -> Self {
         SettingsValidation {
             valid: true,
@@ -117,6 +127,7 @@ impl SettingsValidation {
         }
     }
 
+    /// The settings are refused, with the reason.
     pub fn invalid(message: String) -> Self {
         SettingsValidation {
             valid: false,

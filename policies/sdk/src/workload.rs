@@ -8,8 +8,11 @@ use serde_json::value::RawValue;
 /// Which list of the pod spec a container is in; names match the Kubernetes field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerSection {
+    /// `containers`.
     Containers,
+    /// `initContainers`.
     InitContainers,
+    /// `ephemeralContainers` (added by `kubectl debug`).
     EphemeralContainers,
 }
 
@@ -45,8 +48,11 @@ impl ContainerSection {
 /// One container of a pod spec, with the fields policies look at.
 #[derive(Debug, Clone)]
 pub struct ContainerRef {
+    /// The list the container is in.
     pub section: ContainerSection,
+    /// The container's `name`.
     pub name: String,
+    /// The container's `image`, as written (None when it has none).
     pub image: Option<String>,
     /// The container's `resources`, raw, for policies that read them.
     pub resources: Option<Box<RawValue>>,

@@ -26,28 +26,29 @@ pub fn run(args: &CertsArgs) -> u8 {
         args.dns.clone()
     };
     match certs::generate(&args.out, &names) {
-        Ok(files) => {
-            println!(
-                "wrote {} (serving certificate for {})",
-                files.dir.display(),
-                names.join(", ")
-            );
-            println!("  CA:      {}", files.ca_cert.display());
-            println!(
-                "  server:  {} {}",
-                files.server_cert.display(),
-                files.server_key.display()
-            );
-            println!(
-                "  client:  {} {}",
-                files.client_cert.display(),
-                files.client_key.display()
-            );
-            0
-        }
+        Ok(files) => super::output::finish(report(&files, &names).map(|()| 0)),
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errorln!("{e}");
             EXIT_BAD_INPUT
         }
     }
+}
+
+fn report(files: &certs::CertFiles, names: &[String]) -> std::io::Result<()> {
+    crate::outln!(
+        "wrote {} (serving certificate for {})",
+        files.dir.display(),
+        names.join(", ")
+    )?;
+    crate::outln!("  CA:      {}", files.ca_cert.display())?;
+    crate::outln!(
+        "  server:  {} {}",
+        files.server_cert.display(),
+        files.server_key.display()
+    )?;
+    crate::outln!(
+        "  client:  {} {}",
+        files.client_cert.display(),
+        files.client_key.display()
+    )
 }

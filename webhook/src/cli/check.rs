@@ -4,6 +4,7 @@
 //! field, where the policy names one) as text, JSON, JUnit or GitHub annotations;
 //! objects no policy looks at are reported as skipped, with the reason.
 
+use super::output::{self, Tone};
 use super::{EXIT_BAD_INPUT, ModuleCacheArgs, PolicySetArg};
 use crate::admission::{self, Context, Decision, Effect};
 use crate::manifest::{self, Located, RequestSpec};
@@ -114,7 +115,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let sources = match read_sources(&args.files) {
         Ok(sources) => sources,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -125,7 +126,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         match manifest::read_objects(name, text) {
             Ok(objects) => documents.extend(objects.into_iter().map(|o| (name.as_str(), o))),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errorln!("{e}");
                 bad = true;
             }
         }
@@ -139,7 +140,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let cache = match args.module_cache.cache() {
         Ok(cache) => cache,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -150,7 +151,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let set = match load_set(&loader, &args.policy_set.policies) {
         Ok(set) => set,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -160,15 +161,15 @@ pub fn run(args: &CheckArgs) -> u8 {
     let objects: Arc<dyn ObjectSource> = Arc::new(context_objects);
     let known = set.environments.known_environments();
     if !known.contains(&args.env) {
-        eprintln!(
-            "error: --env {:?} is not an environment of the policy set (known: {})",
+        crate::errorln!(
+            "--env {:?} is not an environment of the policy set (known: {})",
             args.env,
             known.join(", ")
         );
         return EXIT_BAD_INPUT;
     }
     let Some(slot) = engine.evaluation_slot_blocking() else {
-        eprintln!("error: the policy engine has no sandbox to run in");
+        crate::errorln!("the policy engine has no sandbox to run in");
         return 1;
     };
     let mut reports = Vec::with_capacity(documents.len());
@@ -176,7 +177,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         match judge(&set, &objects, &slot, args, file, located, i) {
             Ok(report) => reports.push(report),
             Err(message) => {
-                eprintln!("error: {message}");
+                crate::errorln!("{message}");
                 bad = true;
             }
         }
@@ -202,17 +203,8 @@ pub fn run(args: &CheckArgs) -> u8 {
         OutputFormat::Junit => write_junit(&reports, args.fail_on_warn),
         OutputFormat::Github => write_github(&reports, &summary, &args.env),
     };
-    match written {
-        Ok(()) => {}
-        // The reader went away (`| head`): what was wanted was written.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return 0,
-        Err(e) => {
-            eprintln!("error: cannot write the report: {e}");
-            return 1;
-        }
-    }
     let failed = summary.denied > 0 || (args.fail_on_warn && summary.warned > 0);
-    u8::from(failed)
+    super::output::finish(written.map(|()| u8::from(failed)))
 }
 
 /// Decides one object and reports it.
@@ -375,15 +367,32 @@ fn write_text(reports: &[ObjectReport], summary: &Summary, env: &str) -> std::io
     let mut out = std::io::stdout().lock();
     for r in reports {
         for f in &r.findings {
-            let verdict = f.verdict.to_ascii_uppercase();
+            let verdict = format!("{:<5}", f.verdict.to_ascii_uppercase());
+            let tone = match f.verdict {
+                "deny" => Tone::Bad,
+                "warn" => Tone::Warning,
+                _ => Tone::Quiet,
+            };
             writeln!(
                 out,
-                "{}:{}: {verdict:<5} {}  {}  {}",
-                r.file, f.line, f.policy, r.object, f.message
+                "{}:{}: {} {}  {}  {}",
+                r.file,
+                f.line,
+                output::tone(&verdict, tone),
+                f.policy,
+                r.object,
+                f.message
             )?;
         }
         if let Some(reason) = &r.reason {
-            writeln!(out, "{}:{}: SKIP  {}  {reason}", r.file, r.line, r.object)?;
+            writeln!(
+                out,
+                "{}:{}: {}  {}  {reason}",
+                r.file,
+                r.line,
+                output::tone("SKIP", Tone::Quiet),
+                r.object
+            )?;
         }
     }
     writeln!(out, "{}", summary_line(summary, env))?;
@@ -397,8 +406,9 @@ fn write_json(reports: &[ObjectReport], summary: &Summary, env: &str) -> std::io
         summary,
         objects: reports,
     };
-    serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
-    writeln!(out)?;
+    // Encoded first: a write error inside serde_json would lose its kind (BrokenPipe).
+    let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
+    writeln!(out, "{json}")?;
     out.flush()
 }
 

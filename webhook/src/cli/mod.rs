@@ -2,8 +2,14 @@
 //! Each command returns its process exit code; errors meant for the user are
 //! printed by the command itself.
 
+pub mod bench;
 pub mod certs;
 pub mod check;
+pub mod completions;
+pub mod inspect;
+pub mod new;
+pub mod output;
+pub mod run;
 pub mod serve;
 pub mod test;
 
@@ -24,9 +30,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Log filter (`info`, `plate_policy=debug`, ...); RUST_LOG overrides it.
-    /// Default: `info` for serve, `warn` for the other commands (their output is the report).
+    /// Default: `info` for serve; `warn` for the other commands, whose report already
+    /// says what a policy's evaluation found (so the decision path does not log it again).
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// When to colour output: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    pub color: output::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +57,16 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA, serving certificate and client certificate.
     Certs(certs::CertsArgs),
+    /// Write a new policy crate (Rust, builds to wasm) with a policy set and a test suite.
+    New(new::NewArgs),
+    /// Evaluate one module against one object, without a policy set; print its verdict.
+    Run(Box<run::RunArgs>),
+    /// Print a module's ABI version, exports, imports, size and whether it makes lookups.
+    Inspect(inspect::InspectArgs),
+    /// Time evaluations of one module on one object (median and p99, fresh sandbox each).
+    Bench(Box<bench::BenchArgs>),
+    /// Print a shell completion script (bash, zsh, fish) to stdout.
+    Completions(completions::CompletionsArgs),
 }
 
 /// `--policies FILE`: a policy set instead of the built-in one.
@@ -123,7 +143,7 @@ fn cli_engine() -> Option<crate::engine::Engine> {
         max_concurrent_instances: 8,
     };
     crate::engine::Engine::new(&config)
-        .map_err(|e| eprintln!("error: {e}"))
+        .map_err(|e| crate::errorln!("{e}"))
         .ok()
 }
 
@@ -132,7 +152,7 @@ fn context_files(files: &[PathBuf]) -> Option<crate::objects::StaticObjects> {
     let mut objects = crate::objects::StaticObjects::default();
     for file in files {
         if let Err(e) = objects.insert_file(file) {
-            eprintln!("error: --context {e}");
+            crate::errorln!("--context {e}");
             return None;
         }
     }

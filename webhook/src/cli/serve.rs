@@ -77,7 +77,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     let options = match options(args) {
         Ok(options) => options,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -87,15 +87,15 @@ pub fn run(args: &ServeArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errorln!("cannot start the async runtime: {e}");
             return 1;
         }
     };
     match runtime.block_on(server::serve(options)) {
         Ok(()) => 0,
         Err(e) => {
+            // Once: serve's output is its log (text or JSON), so no second `error:` line.
             tracing::error!(error = %e, "server failed");
-            eprintln!("error: {e}");
             // Bad input (policy set, certificate files) is 2, as for the other commands.
             match e {
                 server::ServeError::PolicySet(_) | server::ServeError::Tls(_) => EXIT_BAD_INPUT,

@@ -2,8 +2,10 @@
 //! and a summary, optionally writes JUnit XML.
 
 use super::EXIT_BAD_INPUT;
+use super::output::{self, Tone};
 use crate::policy_set::Loader;
 use crate::testing::{CaseResult, Runner, Status, junit};
+use crate::{errorln, outln};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +19,9 @@ pub struct TestArgs {
     /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
     #[arg(long = "context", value_name = "FILE")]
     pub context: Vec<PathBuf>,
+    /// Policy set for the suites that name no `policySet` (default: the built-in set).
+    #[arg(long = "policies", value_name = "FILE")]
+    pub policies: Option<PathBuf>,
     #[command(flatten)]
     pub module_cache: super::ModuleCacheArgs,
 }
@@ -26,11 +31,11 @@ pub fn run(args: &TestArgs) -> u8 {
         [] => None,
         [format, file] if format == "junit" => Some(file.clone()),
         [format, _] => {
-            eprintln!("error: --output {format:?} is not a format; use --output junit FILE");
+            errorln!("--output {format:?} is not a format; use --output junit FILE");
             return EXIT_BAD_INPUT;
         }
         _ => {
-            eprintln!("error: --output takes a format and a file: --output junit FILE");
+            errorln!("--output takes a format and a file: --output junit FILE");
             return EXIT_BAD_INPUT;
         }
     };
@@ -41,12 +46,12 @@ pub fn run(args: &TestArgs) -> u8 {
     };
     let suites = match Runner::discover(&paths) {
         Ok(s) if s.is_empty() => {
-            eprintln!("error: no test suites found in {}", display(&paths));
+            errorln!("no test suites found in {}", display(&paths));
             return EXIT_BAD_INPUT;
         }
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
@@ -56,29 +61,52 @@ pub fn run(args: &TestArgs) -> u8 {
     let cache = match args.module_cache.cache() {
         Ok(cache) => cache,
         Err(e) => {
-            eprintln!("error: {e}");
+            errorln!("{e}");
             return EXIT_BAD_INPUT;
         }
     };
     let Some(context) = super::context_files(&args.context) else {
         return EXIT_BAD_INPUT;
     };
-    let mut runner = Runner::new(Loader {
+    let loader = Loader {
         engine: &engine,
         cache: &cache,
-    })
-    .with_context(context);
+    };
+    let default_set = match &args.policies {
+        Some(file) => match loader.load_file(file) {
+            Ok(set) => Some(set),
+            Err(e) => {
+                errorln!("{e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => None,
+    };
+    let mut runner = Runner::new(loader).with_context(context);
+    if let Some(set) = default_set {
+        runner = runner.with_default_set(set);
+    }
+    output::finish(run_suites(&mut runner, &suites, junit_file.as_deref()))
+}
+
+/// Runs every suite, printing as it goes; the exit code, or the error that stopped
+/// the printing.
+fn run_suites(
+    runner: &mut Runner<'_>,
+    suites: &[PathBuf],
+    junit_file: Option<&str>,
+) -> std::io::Result<u8> {
     let mut results: Vec<CaseResult> = Vec::new();
-    for suite in &suites {
+    for suite in suites {
         match runner.run_suite(suite) {
             Ok(cases) => {
                 for case in &cases {
-                    print_case(case);
+                    print_case(case)?;
                 }
                 results.extend(cases);
             }
             Err(e) => {
-                println!("ERROR {e}");
+                outln!("{} {e}", output::tone("ERROR", Tone::Bad))?;
                 results.push(CaseResult {
                     suite: suite.display().to_string(),
                     name: "(the suite file)".into(),
@@ -102,51 +130,46 @@ pub fn run(args: &TestArgs) -> u8 {
         .filter(|r| matches!(r.status, Status::Error(_)))
         .count();
     if let Some(file) = junit_file {
-        match junit::report(&results)
-            .map_err(|e| e.to_string())
-            .and_then(|xml| write_report(&file, &xml))
-        {
-            Ok(()) => {}
+        let xml = match junit::report(&results) {
+            Ok(xml) => xml,
             Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_BAD_INPUT;
+                errorln!("cannot make the JUnit report: {e}");
+                return Ok(EXIT_BAD_INPUT);
             }
+        };
+        if file == "-" {
+            outln!("{xml}")?;
+        } else if let Err(e) = std::fs::write(file, &xml) {
+            errorln!("cannot write {file}: {e}");
+            return Ok(EXIT_BAD_INPUT);
         }
     }
-    println!();
+    outln!()?;
     if errors > 0 {
-        println!("{errors} could not run (bad input)");
+        outln!("{errors} could not run (bad input)")?;
     }
-    println!("{passed} passed, {} failed", failed + errors);
-    if errors > 0 {
+    outln!("{passed} passed, {} failed", failed + errors)?;
+    Ok(if errors > 0 {
         EXIT_BAD_INPUT
     } else if failed > 0 {
         1
     } else {
         0
-    }
+    })
 }
 
-fn print_case(case: &CaseResult) {
+fn print_case(case: &CaseResult) -> std::io::Result<()> {
+    let at = format!("{}:{}  {}", case.suite, case.line, case.name);
     match &case.status {
-        Status::Passed => println!("PASS  {}:{}  {}", case.suite, case.line, case.name),
+        Status::Passed => outln!("{}  {at}", output::tone("PASS", Tone::Good)),
         Status::Failed(why) => {
-            println!("FAIL  {}:{}  {}", case.suite, case.line, case.name);
-            println!("      {why}");
+            outln!("{}  {at}", output::tone("FAIL", Tone::Bad))?;
+            outln!("      {why}")
         }
         Status::Error(why) => {
-            println!("ERROR {}:{}  {}", case.suite, case.line, case.name);
-            println!("      {why}");
+            outln!("{} {at}", output::tone("ERROR", Tone::Bad))?;
+            outln!("      {why}")
         }
-    }
-}
-
-fn write_report(file: &str, xml: &str) -> Result<(), String> {
-    if file == "-" {
-        println!("{xml}");
-        Ok(())
-    } else {
-        std::fs::write(file, xml).map_err(|e| format!("cannot write {file}: {e}"))
     }
 }
 

@@ -14,6 +14,7 @@
 mod abi;
 mod config;
 mod host;
+pub mod inspect;
 mod limits;
 mod lookup;
 mod slots;

@@ -192,6 +192,14 @@ impl StaticObjects {
         self.objects.len()
     }
 
+    /// The kinds of the objects held, sorted, each once.
+    pub fn kinds(&self) -> Vec<ObjectKind> {
+        let mut kinds: Vec<ObjectKind> = self.objects.keys().map(|(k, _, _)| k.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }

@@ -44,7 +44,9 @@ pub struct SuiteError(pub String);
 
 pub struct Runner<'a> {
     loader: Loader<'a>,
-    builtin: Option<PolicySet>,
+    /// The set of suites that name no `policySet`: the built-in one (loaded when
+    /// first needed) or `test --policies FILE`.
+    default_set: Option<PolicySet>,
     /// Context objects every case sees (`test --context FILE...`).
     shared_context: StaticObjects,
 }
@@ -53,7 +55,7 @@ impl<'a> Runner<'a> {
     pub fn new(loader: Loader<'a>) -> Self {
         Runner {
             loader,
-            builtin: None,
+            default_set: None,
             shared_context: StaticObjects::default(),
         }
     }
@@ -61,6 +63,12 @@ impl<'a> Runner<'a> {
     /// Objects every case may look up, in addition to its own `context`.
     pub fn with_context(mut self, objects: StaticObjects) -> Self {
         self.shared_context = objects;
+        self
+    }
+
+    /// Suites that name no `policySet` run against `set` instead of the built-in one.
+    pub fn with_default_set(mut self, set: PolicySet) -> Self {
+        self.default_set = Some(set);
         self
     }
 
@@ -142,21 +150,21 @@ impl<'a> Runner<'a> {
                 .load_file(&base.join(rel))
                 .map_err(|e| SuiteError(format!("{file}: policySet: {e}"))),
             None => {
-                if self.builtin.is_none() {
+                if self.default_set.is_none() {
                     let set = self
                         .loader
                         .builtin()
                         .map_err(|e| SuiteError(format!("the built-in policy set: {e}")))?;
-                    self.builtin = Some(set);
+                    self.default_set = Some(set);
                 }
-                match &self.builtin {
+                match &self.default_set {
                     Some(set) => Ok(PolicySet {
                         source: set.source.clone(),
                         name: set.name.clone(),
                         environments: set.environments.clone(),
                         policies: set.policies.clone(),
                     }),
-                    None => Err(SuiteError("the built-in policy set did not load".into())),
+                    None => Err(SuiteError("the policy set did not load".into())),
                 }
             }
         }
