@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use support::fake_apiserver::{CLUSTER_ISSUERS, FakeApiServer, NAMESPACES};
+use support::h2::H2;
 use support::https::{Connection, client_config, http_get};
 use support::process::Server;
 use support::{Hostile, eventually, repo_root};
@@ -230,6 +231,42 @@ fn bad_requests_get_clear_errors_and_disturb_nothing() {
     assert_eq!(
         response(&mut connect(&server, &config), &good)["uid"],
         "good"
+    );
+}
+
+#[test]
+fn an_http2_body_over_the_limit_gets_the_413_answer_not_a_reset_stream() {
+    let dir = temp_dir();
+    let (server, config) = dev_server(dir.path(), &["--max-body-bytes", "65536"]);
+    let mut h2 = H2::connect(server.addr, &config);
+    // 8 MiB in 16 KiB DATA frames, more than the server's 1 MiB flow-control
+    // window: the server is over its limit long before the client has sent
+    // everything, with and without a declared length.
+    let huge = vec![b' '; 8 << 20];
+    for declared in [false, true] {
+        let r = h2
+            .post(&huge, 16 << 10, declared)
+            .unwrap_or_else(|e| panic!("HTTP/2 client, length declared {declared}: {e}"));
+        // The server read the stream to its end: no reset while the client sent.
+        assert_eq!(r.sent, Ok(()), "length declared {declared}");
+        assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            error.contains("8388608 bytes, over the limit of 65536 bytes (--max-body-bytes)"),
+            "{error}"
+        );
+    }
+    // The connection is fine: the next stream gets its verdict.
+    let good = pod_review("after-413", "plate-prod", "nginx:latest");
+    let r = h2
+        .post(&good, 16 << 10, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["response"]["uid"], "after-413");
+    assert!(
+        metrics_text(&server).contains("plate_policy_bad_requests_total{status=\"413\"} 2"),
+        "{}",
+        metrics_text(&server)
     );
 }
 

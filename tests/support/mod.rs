@@ -152,6 +152,7 @@ impl Hostile {
 pub mod cluster;
 pub mod command;
 pub mod fake_apiserver;
+pub mod h2;
 pub mod https;
 pub mod process;
 
