@@ -370,7 +370,7 @@ fn every_spec_metric_has_its_series_at_zero_before_the_first_request() {
     // SPEC section 6, every metric, with the label values the set determines.
     for env in ["prod", "stg", "unknown"] {
         for operation in ["CREATE", "UPDATE"] {
-            for decision in ["allowed", "denied", "warned", "error"] {
+            for decision in ["allowed", "denied", "warned", "error", "too_large"] {
                 for kind in ["Pod", "Deployment", "Ingress"] {
                     assert_eq!(
                         value(&format!(

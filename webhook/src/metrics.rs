@@ -19,8 +19,9 @@ const DURATION_BUCKETS: &[f64] = &[
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Values of the `decision` label (see [`Decision::label`]).
-pub const DECISIONS: &[&str] = &["allowed", "denied", "warned", "error"];
+/// Values of the `decision` label: those of [`Decision::label`], and `too_large`
+/// for a review over `--max-body-bytes`, denied before any policy ran.
+pub const DECISIONS: &[&str] = &["allowed", "denied", "warned", "error", "too_large"];
 
 /// Values of `plate_policy_bad_requests_total`'s `status` label.
 pub const BAD_REQUEST_STATUSES: &[u16] = &[400, 413, 415];
@@ -59,7 +60,7 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "plate_policy_admission_requests_total",
-                "Admission requests answered, by decision (allowed, denied, warned, error).",
+                "Admission requests answered, by decision (allowed, denied, warned, error; too_large: over --max-body-bytes, denied unread).",
             ),
             &["kind", "operation", "environment", "decision"],
         )?;
@@ -201,16 +202,8 @@ impl Metrics {
         decision: &Decision,
         elapsed: Duration,
     ) {
-        let kind = if set.matches_kind(kind) {
-            kind
-        } else {
-            "other"
-        };
-        let environment = match decision.environment.as_deref() {
-            Some(env) if set.environments.is_known(env) => env,
-            Some(_) => "other",
-            None => UNKNOWN_ENVIRONMENT,
-        };
+        let kind = kind_label(set, kind);
+        let environment = environment_label(set, decision.environment.as_deref());
         let label = decision.label;
         self.requests
             .with_label_values(&[kind, operation, environment, label])
@@ -256,6 +249,25 @@ impl Metrics {
                     .observe(outcome.duration.as_secs_f64());
             }
         }
+    }
+
+    /// Records a review over the body limit, denied from its head alone.
+    pub fn too_large(
+        &self,
+        set: &PolicySet,
+        kind: &str,
+        operation: &str,
+        environment: Option<&str>,
+        elapsed: Duration,
+    ) {
+        let kind = kind_label(set, kind);
+        let environment = environment_label(set, environment);
+        self.requests
+            .with_label_values(&[kind, operation, environment, "too_large"])
+            .inc();
+        self.request_duration
+            .with_label_values(&[kind])
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn bad_request(&self, status: u16) {
@@ -353,6 +365,24 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+}
+
+/// The `kind` label: a kind some policy names, else `other`.
+fn kind_label<'a>(set: &PolicySet, kind: &'a str) -> &'a str {
+    if set.matches_kind(kind) {
+        kind
+    } else {
+        "other"
+    }
+}
+
+/// The `environment` label: one the set defines, `other`, or `unknown` for none.
+fn environment_label<'a>(set: &PolicySet, environment: Option<&'a str>) -> &'a str {
+    match environment {
+        Some(env) if set.environments.is_known(env) => env,
+        Some(_) => "other",
+        None => UNKNOWN_ENVIRONMENT,
     }
 }
 

@@ -5,13 +5,11 @@
 //! stream would be reset while the client is still sending, and over HTTP/1.1
 //! closing a connection with unread data resets it.
 
+use crate::review::head::HEAD_SCAN_BYTES;
 use axum::body::{Body, Bytes};
 use futures::StreamExt;
 use std::fmt;
 use std::time::Instant;
-
-/// How much of a body over the limit is kept.
-pub const HEAD_SCAN_BYTES: usize = 64 * 1024;
 
 /// How big a body over the limit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
