@@ -94,10 +94,12 @@ async fn decide_within_deadline(
     received: Instant,
 ) -> Response {
     tracing::debug!("admission request received");
-    let deadline = received + state.request_deadline;
-    // Waiting for a free sandbox counts against the request's deadline: with every
-    // slot busy, a request waits at most until then and gets its failure outcome.
-    let slot = tokio::time::timeout_at(deadline.into(), state.engine.evaluation_slot())
+    // With every slot busy, a request waits for one at most half its deadline, then
+    // gets its policies' failure outcome; the other half is left for evaluating.
+    // Waiting up to the whole deadline let the slots go to requests with too little
+    // time left, so under overload almost nothing was evaluated (docs/security.md).
+    let wait_until = received + state.request_deadline / 2;
+    let slot = tokio::time::timeout_at(wait_until.into(), state.engine.evaluation_slot())
         .await
         .ok()
         .flatten();
@@ -304,6 +306,40 @@ mod tests {
         // And the server goes on answering.
         let (_, review) = post(&state, "application/json", pod_review("u-4")).await;
         assert_eq!(review["response"]["uid"], "u-4");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_every_slot_busy_a_request_waits_half_its_deadline_then_fails() {
+        let state = state(NO_LATEST);
+        let mut held = Vec::new();
+        while state.engine.free_evaluation_slots() > 0 {
+            held.push(state.engine.evaluation_slot().await);
+        }
+        let start = std::time::Instant::now();
+        let (status, review) = post(&state, "application/json", pod_review("u-busy")).await;
+        let waited = start.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(review["response"]["allowed"], false, "{review}");
+        let message = review["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("did not run before the request's deadline"),
+            "{message}"
+        );
+        // Half the 2 s deadline, so a request that gets a slot has time to use it.
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        drop(held);
+        let (_, review) = post(&state, "application/json", pod_review("u-free")).await;
+        assert!(
+            !review["response"]["status"]["message"]
+                .to_string()
+                .contains("deadline"),
+            "{review}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
