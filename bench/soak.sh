@@ -19,10 +19,14 @@
 #   - every CURL_EVERY s (5) a fresh connection (curl, trusting the CA in use) must
 #     get a 200 answer: wrk keeps its connections, so this is what sees the rotation;
 #   - every RSS_EVERY s (10) the server's RSS is sampled (/proc/PID/status VmRSS).
-# At the end it asserts: no non-2xx answer and no socket error in wrk's report, no
-# failed fresh connection, every reload and rotation taken (reload counters, no
-# failures), the server still alive, and the RSS at the end no more than 10% above
-# the RSS after the warm-up (the first WARMUP s, 60). Prints the figures; exits 1 if
+# Every answer is judged (bench/soak.lua): the verdict its review must get (allowed or
+# denied, the policy that denies or warns named; for the Deployment without resources,
+# either verdict of require-resources' mode), so a wrong 200 is a failure too.
+# At the end it asserts: every answer the verdict its review must get, no non-2xx
+# answer and no socket error in wrk's report, no failed fresh connection, every reload
+# and rotation taken (reload counters, no failures), the server still alive, and the
+# RSS at the end no more than 10% above the RSS after the warm-up (the first WARMUP
+# s, 60). Prints the figures; exits 1 if
 # any assertion fails. Not part of .ci/run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -140,14 +144,16 @@ fresh_request() {
   local ca="${1:-$WORK/trust.pem}" out
   out=$(curl -sS --max-time 10 --cacert "$ca" -H 'Content-Type: application/json' \
     --data-binary @bench/reviews/pod-denied.json -w '\n%{http_code}' "$URL" 2>&1) || { echo "$out"; return 1; }
-  [ "${out##*$'\n'}" = 200 ] && grep -q '"uid"' <<<"$out" || { echo "$out"; return 1; }
+  # The verdict too: denied by no-latest-tag, for this review's uid.
+  [ "${out##*$'\n'}" = 200 ] && grep -q '"uid":"b0000000-0000-4000-8000-000000000002"' <<<"$out" &&
+    grep -q '"allowed":false' <<<"$out" && grep -q '"message":"\[no-latest-tag\]' <<<"$out" || { echo "$out"; return 1; }
 }
 
 START=$(now)
 echo "soak: $DURATION s, $CONNECTIONS connections pausing $DELAY_MS ms, reload every $RELOAD_EVERY s, rotation every $ROTATE_EVERY s (server pid $SERVER_PID)"
 
 # --- Load -----------------------------------------------------------------------------
-REVIEWS_DIR=bench/reviews DELAY_MS="$DELAY_MS" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
+REVIEWS_DIR=bench/reviews EXTRA_REVIEWS=deployment-no-resources DELAY_MS="$DELAY_MS" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
   --latency -s bench/soak.lua "$URL" >"$WORK/wrk.txt" 2>&1 &
 WRK_PID=$!
 
@@ -237,6 +243,8 @@ rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.txt"); non2xx=${non2xx:-0}
 socket_errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$WORK/wrk.txt"); socket_errors=${socket_errors:-0}
 read -r curl_ok curl_bad <"$WORK/curl-count.txt" || { curl_ok=0; curl_bad=0; }
+judged=$(awk '/^verdicts judged:/ {gsub(",", ""); print $3}' "$WORK/wrk.txt"); judged=${judged:-0}
+wrong=$(awk '/^verdicts judged:/ {print $5}' "$WORK/wrk.txt"); wrong=${wrong:-unknown}
 warm_kib=$(awk -v w="$WARMUP" '$1 >= w {print $2; exit}' "$WORK/rss.txt")
 end_kib=$(awk '$2 > 0 {v = $2} END {print v + 0}' "$WORK/rss.txt")
 min_kib=$(awk '$2 > 0 && (m == "" || $2 < m) {m = $2} END {print m + 0}' "$WORK/rss.txt")
@@ -254,6 +262,7 @@ echo
 echo "== soak figures ($DURATION s)"
 echo "requests (wrk):            $requests ($rps req/s), non-2xx $non2xx, socket errors $socket_errors"
 echo "decided (server metric):   $decided"
+echo "verdicts judged (wrk):     $judged, wrong $wrong"
 echo "fresh connections (curl):  $curl_ok ok, $curl_bad failed"
 echo "policy-set rewrites:       $reloads; reloads counted: $ps_ok success, $ps_bad failure"
 echo "certificate rotations:     $rotations (slowest pickup $slowest_pickup ms), $rotation_failures not picked up; reloads counted: $cert_ok success, $cert_bad failure"
@@ -271,6 +280,7 @@ check() { if eval "$1"; then echo "PASS  $2"; else echo "FAIL  $2"; fail=1; fi; 
 echo
 check '[ "$alive" = yes ]' "the server is alive at the end"
 check '[ "${requests:-0}" -gt 0 ]' "wrk sent requests"
+check '[ "$wrong" = 0 ] && [ "$judged" -gt 0 ]' "every answer had the verdict its review must get"
 check '[ "$non2xx" -eq 0 ] && [ "$socket_errors" -eq 0 ]' "no non-2xx answer and no socket error"
 check '[ "$curl_bad" -eq 0 ] && [ "$curl_ok" -gt 0 ]' "every fresh connection got a 200"
 check '[ "$ps_bad" -eq 0 ] && { [ "$reloads" -eq 0 ] || [ "$ps_ok" -ge 1 ]; }' "policy-set reloads taken, none rejected"

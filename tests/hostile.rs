@@ -81,21 +81,9 @@ fn hostile_policies_under_load_fail_alone() {
         ));
     }
     std::fs::write(dir.path().join("policies.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
-    let server = Server::start(
-        &[
-            "--dev",
-            "--certs-dir",
-            "certs",
-            "--policies",
-            "policies.yaml",
-            // A request deadline far above the policies' own 50 ms limit, so that
-            // only the policy limit can bound how long a hostile request takes.
-            "--request-timeout-ms",
-            "30000",
-        ],
-        dir.path(),
-    );
-    server.wait_ready(Duration::from_secs(60));
+    // A request deadline far above the policies' own 50 ms limit, so that only the
+    // policy limit can bound how long a hostile request takes.
+    let server = Server::dev_with_policies(dir.path(), &["--request-timeout-ms", "30000"]);
     let config = client_config(&dir.path().join("certs/ca.crt"), None);
     let addr = server.addr;
     let deadline = Instant::now() + Duration::from_secs(6);

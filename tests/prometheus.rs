@@ -2,7 +2,8 @@
 //! installed by scripts/test.sh) scrapes the real binary every second; every panel
 //! query of the shipped Grafana dashboard must return data and every alert
 //! expression must parse; promtool accepts the scraped text and the rules file; and
-//! 1,000 namespaces do not become 1,000 series.
+//! 1,000 namespaces do not become 1,000 series. And before any request, every series
+//! the policy set determines is already there at zero (scraped directly).
 
 mod support;
 
@@ -184,17 +185,7 @@ fn dashboard_queries_return_data_from_a_real_prometheus() {
     std::fs::write(dir.path().join("loop.wasm"), Hostile::InfiniteLoop.wasm())
         .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("policies.yaml"), POLICY_SET).unwrap_or_else(|e| panic!("{e}"));
-    let server = Server::start(
-        &[
-            "--dev",
-            "--certs-dir",
-            "certs",
-            "--policies",
-            "policies.yaml",
-        ],
-        dir.path(),
-    );
-    server.wait_ready(Duration::from_secs(60));
+    let server = Server::dev_with_policies(dir.path(), &[]);
     let config = client_config(&dir.path().join("certs/ca.crt"), None);
     let mut conn = Connection::open(server.addr, &config).unwrap_or_else(|e| panic!("{e}"));
     let mut send = |body: Vec<u8>| -> Value {
@@ -334,11 +325,169 @@ fn dashboard_queries_return_data_from_a_real_prometheus() {
     );
 }
 
+/// Every sample of a scrape, by name and labels (`name{labels}`).
+fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with("plate_policy_"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+const FIRST_SCRAPE_SET: &str = "apiVersion: policy.plate.dev/v1alpha1
+kind: PolicySet
+metadata: {name: first-scrape}
+spec:
+  policies:
+    - name: no-latest-tag
+      module: builtin:no-latest-tag
+      environments: [prod]
+      match: {kinds: [Pod, apps/Deployment]}
+    - name: no-staging-issuer
+      module: builtin:no-staging-issuer
+      mode: warn
+      match: {kinds: [networking.k8s.io/Ingress], operations: ['*']}
+      context:
+        - {apiVersion: cert-manager.io/v1, kind: ClusterIssuer}
+";
+
+#[test]
+fn every_spec_metric_has_its_series_at_zero_before_the_first_request() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("policies.yaml"), FIRST_SCRAPE_SET)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = Server::dev_with_policies(dir.path(), &[]);
+    let (status, text) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 200);
+    let before = samples(&text);
+    let value = |series: &str| -> f64 {
+        *before
+            .get(series)
+            .unwrap_or_else(|| panic!("no series {series} in the first scrape:\n{text}"))
+    };
+    // SPEC section 6, every metric, with the label values the set determines.
+    for env in ["prod", "stg", "unknown"] {
+        for operation in ["CREATE", "UPDATE"] {
+            for decision in ["allowed", "denied", "warned", "error", "too_large"] {
+                for kind in ["Pod", "Deployment", "Ingress"] {
+                    assert_eq!(
+                        value(&format!(
+                            "plate_policy_admission_requests_total{{decision=\"{decision}\",environment=\"{env}\",kind=\"{kind}\",operation=\"{operation}\"}}"
+                        )),
+                        0.0
+                    );
+                }
+            }
+        }
+    }
+    // operations: ['*'] on the Ingress policy: every operation.
+    assert_eq!(
+        value(
+            "plate_policy_admission_requests_total{decision=\"allowed\",environment=\"prod\",kind=\"Ingress\",operation=\"DELETE\"}"
+        ),
+        0.0
+    );
+    for kind in ["Pod", "Deployment", "Ingress"] {
+        assert_eq!(
+            value(&format!(
+                "plate_policy_admission_duration_seconds_count{{kind=\"{kind}\"}}"
+            )),
+            0.0
+        );
+    }
+    for result in ["pass", "deny", "error", "timeout"] {
+        assert_eq!(
+            value(&format!(
+                "plate_policy_policy_evaluations_total{{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\",result=\"{result}\"}}"
+            )),
+            0.0
+        );
+    }
+    for env in ["prod", "stg", "unknown"] {
+        for result in ["pass", "warn", "error", "timeout"] {
+            assert_eq!(
+                value(&format!(
+                    "plate_policy_policy_evaluations_total{{environment=\"{env}\",mode=\"warn\",policy=\"no-staging-issuer\",result=\"{result}\"}}"
+                )),
+                0.0
+            );
+        }
+        assert_eq!(
+            value(&format!(
+                "plate_policy_violations_total{{environment=\"{env}\",mode=\"warn\",policy=\"no-staging-issuer\"}}"
+            )),
+            0.0
+        );
+    }
+    for policy in ["no-latest-tag", "no-staging-issuer"] {
+        assert_eq!(
+            value(&format!(
+                "plate_policy_policy_evaluation_duration_seconds_count{{policy=\"{policy}\"}}"
+            )),
+            0.0
+        );
+    }
+    for result in ["found", "not_found", "refused"] {
+        assert_eq!(
+            value(&format!(
+                "plate_policy_context_lookups_total{{policy=\"no-staging-issuer\",result=\"{result}\"}}"
+            )),
+            0.0
+        );
+    }
+    for status in ["400", "413", "415"] {
+        assert_eq!(
+            value(&format!(
+                "plate_policy_bad_requests_total{{status=\"{status}\"}}"
+            )),
+            0.0
+        );
+    }
+    assert_eq!(value("plate_policy_policies_loaded"), 2.0);
+    assert_eq!(value("plate_policy_namespace_cache_entries"), 0.0);
+    assert!(value("plate_policy_tls_certificate_expiry_timestamp_seconds") > 1.7e9);
+    assert!(
+        before
+            .iter()
+            .any(|(k, v)| k.starts_with("plate_policy_build_info{version=") && *v == 1.0)
+    );
+    // Only what can happen: an enforce policy never warns, a policy named for prod
+    // never runs in stg.
+    let impossible = [
+        "plate_policy_policy_evaluations_total{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\",result=\"warn\"}",
+        "plate_policy_policy_evaluations_total{environment=\"stg\",mode=\"enforce\",policy=\"no-latest-tag\",result=\"pass\"}",
+        "plate_policy_policy_evaluations_total{environment=\"prod\",mode=\"warn\",policy=\"no-staging-issuer\",result=\"deny\"}",
+    ];
+    for series in impossible {
+        assert!(!before.contains_key(series), "{series} exists");
+    }
+
+    // A request counts in a series that was already there: no series is new.
+    let config = client_config(&dir.path().join("certs/ca.crt"), None);
+    let mut conn = Connection::open(server.addr, &config).unwrap_or_else(|e| panic!("{e}"));
+    let r = conn
+        .review(&pod("first", "plate-prod", "nginx:latest"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.json()["response"]["allowed"], false);
+    let (_, text) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+    let after = samples(&text);
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(
+        new.is_empty(),
+        "series new after the first request: {new:?}"
+    );
+    assert_eq!(after.get("plate_policy_admission_requests_total{decision=\"denied\",environment=\"prod\",kind=\"Pod\",operation=\"CREATE\"}"), Some(&1.0));
+}
+
 #[test]
 fn a_thousand_namespaces_do_not_become_a_thousand_series() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let server = Server::start(&["--dev", "--certs-dir", "certs"], dir.path());
     server.wait_ready(Duration::from_secs(60));
+    let (_, text) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
+    let before = samples(&text);
     let config = client_config(&dir.path().join("certs/ca.crt"), None);
     let mut conn = Connection::open(server.addr, &config).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..1000 {
@@ -352,20 +501,15 @@ fn a_thousand_namespaces_do_not_become_a_thousand_series() {
         assert_eq!(r.status, 200);
     }
     let (_, text) = http_get(server.health, "/metrics").unwrap_or_else(|e| panic!("{e}"));
-    let series: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("plate_policy_"))
-        .collect();
-    let requests: Vec<&&str> = series
+    let after = samples(&text);
+    let counted: Vec<(&String, &f64)> = after
         .iter()
-        .filter(|l| l.starts_with("plate_policy_admission_requests_total{"))
+        .filter(|(k, v)| k.starts_with("plate_policy_admission_requests_total{") && **v > 0.0)
         .collect();
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    assert!(requests[0].ends_with(" 1000"), "{requests:?}");
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(*counted[0].1, 1000.0, "{counted:?}");
     assert!(!text.contains("team-"), "a namespace leaked into a label");
-    assert!(
-        series.len() < 120,
-        "{} plate_policy series after 1,000 namespaces",
-        series.len()
-    );
+    // Every series existed before the traffic (the set determines them all).
+    let new: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    assert!(new.is_empty(), "series added by 1,000 namespaces: {new:?}");
 }

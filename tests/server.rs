@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use support::h2::H2;
 use support::https::{Connection, client_config, http_get};
 use support::process::Server;
 use support::{Hostile, eventually, repo_root};
@@ -230,6 +231,161 @@ fn bad_requests_get_clear_errors_and_disturb_nothing() {
     assert_eq!(
         response(&mut connect(&server, &config), &good)["uid"],
         "good"
+    );
+}
+
+#[test]
+fn an_http2_body_over_the_limit_gets_the_413_answer_not_a_reset_stream() {
+    let dir = temp_dir();
+    let (server, config) = dev_server(dir.path(), &["--max-body-bytes", "65536"]);
+    let mut h2 = H2::connect(server.addr, &config);
+    // 8 MiB in 16 KiB DATA frames, more than the server's 1 MiB flow-control
+    // window: the server is over its limit long before the client has sent
+    // everything, with and without a declared length.
+    let huge = vec![b' '; 8 << 20];
+    for declared in [false, true] {
+        let r = h2
+            .post(&huge, 16 << 10, declared)
+            .unwrap_or_else(|e| panic!("HTTP/2 client, length declared {declared}: {e}"));
+        // The server read the stream to its end: no reset while the client sent.
+        assert_eq!(r.sent, Ok(()), "length declared {declared}");
+        assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            error.contains("8388608 bytes, over the limit of 65536 bytes (--max-body-bytes)"),
+            "{error}"
+        );
+    }
+    // The connection is fine: the next stream gets its verdict.
+    let good = pod_review("after-413", "plate-prod", "nginx:latest");
+    let r = h2
+        .post(&good, 16 << 10, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["response"]["uid"], "after-413");
+    assert!(
+        metrics_text(&server).contains("plate_policy_bad_requests_total{status=\"413\"} 2"),
+        "{}",
+        metrics_text(&server)
+    );
+}
+
+/// An UPDATE of a Pod whose object and oldObject carry `padding` bytes each, in an
+/// annotation, with its fields in the API server's order (uid and kind first: the
+/// order of Go's AdmissionRequest struct; `json!` would sort them).
+fn padded_update(uid: &str, padding: usize) -> Vec<u8> {
+    let object = |image: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "plate-prod",
+                         "annotations": {"padding": "x".repeat(padding)}},
+            "spec": {"containers": [{"name": "web", "image": image}]}
+        })
+    };
+    format!(
+        r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{"uid":{},"kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"name":"web","namespace":"plate-prod","operation":"UPDATE","userInfo":{{"username":"admin","groups":["system:authenticated"]}},"object":{},"oldObject":{}}}}}"#,
+        json!(uid),
+        object("nginx:latest"),
+        object("nginx:1.25")
+    )
+    .into_bytes()
+}
+
+fn assert_denied_for_size(response: &Value, uid: &str, size: usize, limit: usize) {
+    assert_eq!(response["uid"], uid, "{response}");
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 413, "{response}");
+    assert_eq!(response["status"]["reason"], "RequestEntityTooLarge");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("plate-policy cannot check this request (UPDATE Pod plate-prod/web)")
+            && message.contains(&format!(
+                "its AdmissionReview is {size} bytes, over the limit of {limit} bytes"
+            ))
+            && message.contains("denied rather than admitted unchecked"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_review_over_the_body_limit_is_denied_as_a_review_over_http1_and_http2() {
+    let dir = temp_dir();
+    let limit = 65536;
+    let (server, config) = dev_server(dir.path(), &["--max-body-bytes", &limit.to_string()]);
+    let big = padded_update("big-h1", 200_000);
+    // HTTP/1.1 with Content-Length, as the API server sends it.
+    let mut conn = connect(&server, &config);
+    let r = conn.review(&big).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_denied_for_size(&r.json()["response"], "big-h1", big.len(), limit);
+    // The body was read to its end: the same connection goes on.
+    let good = pod_review("after-big", "plate-prod", "nginx:1.25");
+    assert_eq!(response(&mut conn, &good)["allowed"], true);
+    // HTTP/2, streamed without a length: the size is counted as it is drained.
+    let big = padded_update("big-h2", 200_000);
+    let mut h2 = H2::connect(server.addr, &config);
+    let r = h2
+        .post(&big, 16 << 10, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.sent, Ok(()));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_denied_for_size(&r.json()["response"], "big-h2", big.len(), limit);
+    // Counted as its own decision, with the labels its head gave.
+    let metrics = metrics_text(&server);
+    assert!(
+        metrics.contains("plate_policy_admission_requests_total{decision=\"too_large\",environment=\"prod\",kind=\"Pod\",operation=\"UPDATE\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plate_policy_bad_requests_total{status=\"413\"} 0"),
+        "{metrics}"
+    );
+    // A review just within the limit is decided by the policies as usual.
+    let within = padded_update("within", 0);
+    let padding = (limit - within.len()) / 2;
+    let within = padded_update("within", padding);
+    assert!(within.len() <= limit);
+    let r = response(&mut connect(&server, &config), &within);
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403, "{r}");
+}
+
+/// The largest review measured for objects etcd stores (docs/security.md): an
+/// UPDATE with object and oldObject of env values that Go's JSON encoder writes
+/// as \u003c, 6 bytes for each stored byte. The default limit reads it whole and
+/// the policies decide it.
+#[test]
+fn the_largest_review_of_a_storable_object_is_decided_by_the_policies() {
+    let dir = temp_dir();
+    let (server, config) = dev_server(dir.path(), &["--request-timeout-ms", "10000"]);
+    let env: Vec<String> = (0..1552)
+        .map(|i| format!(r#"{{"name":"V{i}","value":"{}"}}"#, r"\u003c".repeat(1000)))
+        .collect();
+    let object = |image: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"web","namespace":"plate-prod"}},"spec":{{"containers":[{{"name":"web","image":"{image}","env":[{}]}}]}}}}"#,
+            env.join(",")
+        )
+    };
+    let body = format!(
+        r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{"uid":"largest","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"name":"web","namespace":"plate-prod","operation":"UPDATE","userInfo":{{"username":"admin"}},"object":{},"oldObject":{}}}}}"#,
+        object("nginx:latest"),
+        object("nginx:1.25")
+    );
+    assert!(body.len() > 18_600_000, "{} bytes", body.len());
+    let r = connect(&server, &config)
+        .review(body.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200);
+    let response = &r.json()["response"];
+    assert_eq!(response["uid"], "largest");
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 403, "{response}");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    // The policy's own verdict, not a time or memory limit.
+    assert!(
+        message.starts_with("[no-latest-tag] container \"web\" uses image \"nginx:latest\""),
+        "{message}"
     );
 }
 

@@ -62,7 +62,12 @@ pub enum Hostile {
     NoAbiVersion,
     /// Rejects every settings document.
     RejectsSettings,
+    /// Counts to [`BUSY_ITERATIONS`] (some milliseconds of work), then allows.
+    Busy,
 }
+
+/// How far [`Hostile::Busy`] counts per evaluation.
+pub const BUSY_ITERATIONS: u32 = 60_000_000;
 
 impl Hostile {
     pub fn wat(self) -> String {
@@ -81,6 +86,9 @@ impl Hostile {
         match self {
             Hostile::AllowAll => base,
             Hostile::InfiniteLoop => validate("(loop $forever (br $forever)) (i64.const 0)))"),
+            Hostile::Busy => validate(&format!(
+                "(local.set $len (i32.const 0)) (loop $count (local.set $len (i32.add (local.get $len) (i32.const 1))) (br_if $count (i32.lt_u (local.get $len) (i32.const {BUSY_ITERATIONS})))) {ALLOW_BODY}"
+            )),
             Hostile::MemoryHog => validate(
                 "(loop $more (drop (memory.grow (i32.const 16))) (br $more)) (i64.const 0)))",
             ),
@@ -168,6 +176,7 @@ pub fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
 pub mod cluster;
 pub mod command;
 pub mod docs;
+pub mod h2;
 pub mod https;
 pub mod process;
 

@@ -69,6 +69,22 @@ impl Server {
         server
     }
 
+    /// `serve --dev` in `dir` (certificates in `dir/certs`) with the policy set
+    /// `dir/policies.yaml` and `extra` arguments, once ready.
+    pub fn dev_with_policies(dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--dev",
+            "--certs-dir",
+            "certs",
+            "--policies",
+            "policies.yaml",
+        ];
+        args.extend_from_slice(extra);
+        let server = Server::start(&args, dir);
+        server.wait_ready(Duration::from_secs(60));
+        server
+    }
+
     /// Waits for a log line containing `needle` (lines seen earlier are consumed).
     pub fn wait_for_log(&mut self, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
@@ -91,6 +107,16 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
     }
 
     pub fn log_text(&self) -> String {
@@ -132,6 +158,16 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Resident memory of process `pid` now, in KiB (VmRSS; 0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Server {

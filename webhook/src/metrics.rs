@@ -1,10 +1,12 @@
 //! Prometheus metrics (SPEC section 6), registered once per server. Label values are
 //! bounded: kinds are those the policy set matches (else `other`), environments
 //! those it defines (else `unknown`), policies those it loads; no object names, and
-//! namespaces only when `--metrics-namespace-label` is set.
+//! namespaces only when `--metrics-namespace-label` is set. Every series whose label
+//! values the policy set determines exists at zero from the moment the set is
+//! loaded, so dashboards and alerts have data before the first request.
 
 use crate::admission::{Decision, Effect, Failure};
-use crate::policy_set::PolicySet;
+use crate::policy_set::{Mode, Operation, Policy, PolicySet};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -16,6 +18,18 @@ use std::time::Duration;
 const DURATION_BUCKETS: &[f64] = &[
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Values of the `decision` label: those of [`Decision::label`], and `too_large`
+/// for a review over `--max-body-bytes`, denied before any policy ran.
+pub const DECISIONS: &[&str] = &["allowed", "denied", "warned", "error", "too_large"];
+
+/// Values of `plate_policy_bad_requests_total`'s `status` label.
+pub const BAD_REQUEST_STATUSES: &[u16] = &[400, 413, 415];
+
+/// The `environment` label of a request whose namespace has no environment.
+const UNKNOWN_ENVIRONMENT: &str = "unknown";
+
+const LOOKUP_RESULTS: &[&str] = &["found", "not_found", "refused"];
 
 pub struct Metrics {
     registry: Registry,
@@ -46,7 +60,7 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "plate_policy_admission_requests_total",
-                "Admission requests answered, by decision (allowed, denied, warned, error).",
+                "Admission requests answered, by decision (allowed, denied, warned, error; too_large: over --max-body-bytes, denied unread).",
             ),
             &["kind", "operation", "environment", "decision"],
         )?;
@@ -152,6 +166,14 @@ impl Metrics {
         ] {
             registry.register(c)?;
         }
+        for status in BAD_REQUEST_STATUSES {
+            bad_requests.with_label_values(&[&status.to_string()]);
+        }
+        for what in ["policy_set", "certificate"] {
+            for result in ["success", "failure"] {
+                reloads.with_label_values(&[what, result]);
+            }
+        }
         Ok(Metrics {
             registry,
             requests,
@@ -180,16 +202,8 @@ impl Metrics {
         decision: &Decision,
         elapsed: Duration,
     ) {
-        let kind = if set.matches_kind(kind) {
-            kind
-        } else {
-            "other"
-        };
-        let environment = match decision.environment.as_deref() {
-            Some(env) if set.environments.is_known(env) => env,
-            Some(_) => "other",
-            None => "unknown",
-        };
+        let kind = kind_label(set, kind);
+        let environment = environment_label(set, decision.environment.as_deref());
         let label = decision.label;
         self.requests
             .with_label_values(&[kind, operation, environment, label])
@@ -237,14 +251,97 @@ impl Metrics {
         }
     }
 
+    /// Records a review over the body limit, denied from its head alone.
+    pub fn too_large(
+        &self,
+        set: &PolicySet,
+        kind: &str,
+        operation: &str,
+        environment: Option<&str>,
+        elapsed: Duration,
+    ) {
+        let kind = kind_label(set, kind);
+        let environment = environment_label(set, environment);
+        self.requests
+            .with_label_values(&[kind, operation, environment, "too_large"])
+            .inc();
+        self.request_duration
+            .with_label_values(&[kind])
+            .observe(elapsed.as_secs_f64());
+    }
+
     pub fn bad_request(&self, status: u16) {
         self.bad_requests
             .with_label_values(&[&status.to_string()])
             .inc();
     }
 
+    /// A set became active: its size, and a zero series for every label combination
+    /// it can produce (series of an earlier set stay, as counters do).
     pub fn policy_set_loaded(&self, set: &PolicySet) {
         self.policies_loaded.set(set.policies.len() as i64);
+        let mut environments = set.environments.known_environments();
+        environments.push(UNKNOWN_ENVIRONMENT.to_string());
+        for policy in &set.policies {
+            let kinds = policy
+                .matcher
+                .kinds
+                .iter()
+                .map(|k| k.kind.as_str())
+                .filter(|k| *k != "*");
+            for kind in kinds {
+                self.request_duration.with_label_values(&[kind]);
+                for operation in operations(policy) {
+                    for environment in &environments {
+                        for decision in DECISIONS {
+                            self.requests.with_label_values(&[
+                                kind,
+                                operation,
+                                environment,
+                                decision,
+                            ]);
+                        }
+                    }
+                }
+            }
+            self.initialize_policy(policy, &environments);
+        }
+    }
+
+    /// Zero series of one policy: evaluations by the results its mode can give,
+    /// violations, durations, lookups.
+    fn initialize_policy(&self, policy: &Policy, known: &[String]) {
+        let name = &*policy.name;
+        let mode = policy.mode.as_str();
+        let violation = if policy.mode == Mode::Enforce {
+            "deny"
+        } else {
+            "warn"
+        };
+        // A policy that names environments runs only there.
+        let environments: &[String] = if policy.environments.is_empty() {
+            known
+        } else {
+            &policy.environments
+        };
+        for environment in environments {
+            for result in ["pass", violation, "error", "timeout"] {
+                self.evaluations
+                    .with_label_values(&[name, environment, mode, result]);
+            }
+            self.violations
+                .with_label_values(&[name, environment, mode]);
+        }
+        self.evaluation_duration.with_label_values(&[name]);
+        // Without a context list every lookup is refused.
+        let lookups: &[&str] = if policy.context.is_empty() {
+            &["refused"]
+        } else {
+            LOOKUP_RESULTS
+        };
+        for result in lookups {
+            self.lookups.with_label_values(&[name, result]);
+        }
     }
 
     pub fn reload(&self, what: &str, ok: bool) {
@@ -269,6 +366,40 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
+}
+
+/// The `kind` label: a kind some policy names, else `other`.
+fn kind_label<'a>(set: &PolicySet, kind: &'a str) -> &'a str {
+    if set.matches_kind(kind) {
+        kind
+    } else {
+        "other"
+    }
+}
+
+/// The `environment` label: one the set defines, `other`, or `unknown` for none.
+fn environment_label<'a>(set: &PolicySet, environment: Option<&'a str>) -> &'a str {
+    match environment {
+        Some(env) if set.environments.is_known(env) => env,
+        Some(_) => "other",
+        None => UNKNOWN_ENVIRONMENT,
+    }
+}
+
+/// The request operations a policy matches, as the `operation` label writes them.
+fn operations(policy: &Policy) -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = policy
+        .matcher
+        .operations
+        .iter()
+        .flat_map(|o| match o {
+            Operation::All => vec!["CREATE", "UPDATE", "DELETE", "CONNECT"],
+            one => vec![one.as_str()],
+        })
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// notAfter of a DER certificate as a Unix timestamp.

@@ -41,8 +41,11 @@ pub struct ServeArgs {
     /// webhook's timeoutSeconds).
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub request_timeout_ms: u64,
-    /// Largest accepted request body in bytes; larger ones get 413.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    /// Largest request body read whole, in bytes. A larger AdmissionReview is denied
+    /// (HTTP 200, code 413 in its status) rather than left to failurePolicy; a larger
+    /// body that is no review gets 413. The default covers the largest review the
+    /// API server sends for objects etcd can store (docs/security.md).
+    #[arg(long, value_name = "BYTES", default_value_t = 20 << 20)]
     pub max_body_bytes: usize,
     /// After SIGTERM, how long to stay unready but still accepting requests before
     /// draining, in seconds: the time endpoints take to stop routing here.

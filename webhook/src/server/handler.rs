@@ -2,56 +2,76 @@
 //! health port's `/healthz` and `/readyz`.
 
 use super::AppState;
-use crate::admission::{self, Context};
+use super::answer::{self, Answer};
+use super::body::{self, Read};
 use crate::review;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-fn bad_request(state: &AppState, status: StatusCode, message: String) -> Response {
-    tracing::warn!(status = status.as_u16(), %message, "rejected request");
-    state.metrics.bad_request(status.as_u16());
-    (status, axum::Json(json!({ "error": message }))).into_response()
+fn json_response(answer: Answer) -> Response {
+    (
+        answer.status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response()
 }
 
 pub async fn validate(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    let received = Instant::now();
+    let started = Instant::now();
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return bad_request(
+        return json_response(answer::refused(
             &state,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json".into(),
-        );
+            "Content-Type must be application/json",
+        ));
     }
-    let body = match body {
-        Ok(body) => body,
-        // Over --max-body-bytes (413) or a broken body: counted, then axum's answer.
-        Err(rejection) => {
-            state.metrics.bad_request(rejection.status().as_u16());
-            tracing::warn!(status = rejection.status().as_u16(), error = %rejection.body_text(), "rejected request");
-            return rejection.into_response();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let deadline = started + state.request_deadline;
+    let body = match body::read(body, state.max_body_bytes, declared, deadline).await {
+        Ok(Read::Whole(bytes)) => bytes,
+        Ok(Read::TooLarge { start, size }) => {
+            return json_response(answer::too_large(&state, &start, size, started));
+        }
+        Err(e) => {
+            return json_response(answer::refused(
+                &state,
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {e}"),
+            ));
         }
     };
+    // The deadline counts from a whole body, as the API server's timeout does not
+    // wait for a slow network either.
+    let received = Instant::now();
     let review = match review::parse(&body) {
         Ok(review) => review,
-        Err(e) => return bad_request(&state, StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            return json_response(answer::refused(
+                &state,
+                StatusCode::BAD_REQUEST,
+                &e.to_string(),
+            ));
+        }
     };
     let span = tracing::info_span!(
         "admission",
@@ -73,74 +93,26 @@ async fn decide_within_deadline(
     review: &review::Review<'_>,
     received: Instant,
 ) -> Response {
-    let span = tracing::Span::current();
     tracing::debug!("admission request received");
-    let deadline = received + state.request_deadline;
-    // Waiting for a free sandbox counts against the request's deadline.
-    let slot = tokio::time::timeout_at(deadline.into(), state.engine.evaluation_slot())
+    // With every slot busy, a request waits for one at most half its deadline, then
+    // gets its policies' failure outcome; the other half is left for evaluating.
+    // Waiting up to the whole deadline let the slots go to requests with too little
+    // time left, so under overload almost nothing was evaluated (docs/security.md).
+    let wait_until = received + state.request_deadline / 2;
+    let slot = tokio::time::timeout_at(wait_until.into(), state.engine.evaluation_slot())
         .await
         .ok()
         .flatten();
-    let set = state.policy_set.load_full();
     // Evaluate on this worker thread, telling tokio it blocks (its other tasks move
     // to another thread): a hand-off to the blocking pool costs two thread wake-ups
     // per request, which measured more than the evaluation itself.
-    let decided = tokio::task::block_in_place(|| {
-        let context = Context {
-            objects: &state.objects,
-            environment: None,
-            deadline,
-            slot: slot.as_ref(),
-        };
-        // A panic outside any policy's evaluation (those become the policy's
-        // failure outcome in `decide`) still gets an answer, not a dropped connection.
-        catch_unwind(AssertUnwindSafe(|| {
-            admission::decide(&set, review, &context)
-        }))
-    });
+    let response =
+        tokio::task::block_in_place(|| answer::decided(state, review, slot.as_ref(), received));
     drop(slot);
-    let decision = match decided {
-        Ok(decision) => decision,
-        Err(panic) => {
-            let cause = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(%cause, "plate-policy panicked while deciding; denying the request");
-            let message = format!(
-                "plate-policy could not decide this request because of an internal error ({cause}); it is denied: retry, and report the error if it persists"
-            );
-            return (
-                [(header::CONTENT_TYPE, "application/json")],
-                review::encode_response(&review.uid, false, Some(&message), &[]),
-            )
-                .into_response();
-        }
-    };
-    state.metrics.record(
-        &set,
-        &review.kind,
-        review.operation.as_str(),
-        &review.namespace,
-        &decision,
-        received.elapsed(),
-    );
-    span.record(
-        "environment",
-        decision.environment.as_deref().unwrap_or("unknown"),
-    );
-    span.record("decision", decision.label);
-    tracing::info!(
-        policies = decision.outcomes.len(),
-        elapsed_us = received.elapsed().as_micros() as u64,
-        "decided"
-    );
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        decision.response(&review.uid),
-    )
-        .into_response()
+    json_response(Answer {
+        status: StatusCode::OK,
+        body: response,
+    })
 }
 
 pub fn health_router(state: Arc<AppState>) -> Router {
@@ -206,6 +178,7 @@ mod tests {
     use crate::objects::NoObjects;
     use crate::policy_set::{Loader, ModuleCache};
     use arc_swap::ArcSwap;
+    use axum::body::Bytes;
     use axum::http::HeaderValue;
     use serde_json::Value;
     use std::sync::atomic::AtomicBool;
@@ -234,6 +207,7 @@ mod tests {
             objects: Arc::new(NoObjects),
             cluster: None,
             request_deadline: Duration::from_secs(2),
+            max_body_bytes: 1 << 20,
             shutting_down: AtomicBool::new(false),
             metrics: Metrics::new(false).unwrap_or_else(|e| panic!("{e}")),
         })
@@ -257,7 +231,7 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("x")),
         );
-        let response = validate(State(Arc::clone(state)), headers, Ok(body)).await;
+        let response = validate(State(Arc::clone(state)), headers, Body::from(body)).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
@@ -332,6 +306,40 @@ mod tests {
         // And the server goes on answering.
         let (_, review) = post(&state, "application/json", pod_review("u-4")).await;
         assert_eq!(review["response"]["uid"], "u-4");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_every_slot_busy_a_request_waits_half_its_deadline_then_fails() {
+        let state = state(NO_LATEST);
+        let mut held = Vec::new();
+        while state.engine.free_evaluation_slots() > 0 {
+            held.push(state.engine.evaluation_slot().await);
+        }
+        let start = std::time::Instant::now();
+        let (status, review) = post(&state, "application/json", pod_review("u-busy")).await;
+        let waited = start.elapsed();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(review["response"]["allowed"], false, "{review}");
+        let message = review["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("did not run before the request's deadline"),
+            "{message}"
+        );
+        // Half the 2 s deadline, so a request that gets a slot has time to use it.
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        drop(held);
+        let (_, review) = post(&state, "application/json", pod_review("u-free")).await;
+        assert!(
+            !review["response"]["status"]["message"]
+                .to_string()
+                .contains("deadline"),
+            "{review}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! `plate-policy serve`: the HTTPS admission endpoint, the plain-HTTP health port,
 //! hot reload of the policy set and the certificate, and graceful shutdown.
 
+pub mod answer;
+pub mod body;
 mod handler;
 mod reload;
 pub mod tls;
@@ -12,7 +14,6 @@ use crate::objects::{NoObjects, ObjectKind, ObjectSource};
 use crate::policy_set::{Loader, ModuleCache, PolicySet, PolicySetError};
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -113,6 +114,8 @@ pub struct AppState {
     /// The same objects as watched from a cluster, for readiness (None without one).
     pub cluster: Option<Arc<ClusterObjects>>,
     pub request_deadline: Duration,
+    /// Largest body read whole (`--max-body-bytes`); see `body`.
+    pub max_body_bytes: usize,
     pub shutting_down: AtomicBool,
     pub metrics: Metrics,
 }
@@ -187,6 +190,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         objects,
         cluster,
         request_deadline: options.request_deadline,
+        max_body_bytes: options.max_body_bytes,
         shutting_down: AtomicBool::new(false),
         metrics,
     });
@@ -204,7 +208,6 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let request_timeout = options.request_deadline + options.client_timeout;
     let webhook = Router::new()
         .route("/validate", axum::routing::post(handler::validate))
-        .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(axum::middleware::from_fn(move |req, next| {
             handler::time_limit(request_timeout, req, next)
         }))

@@ -3,6 +3,8 @@
 //! borrowed from the body, the objects stay raw bytes that policies receive as
 //! sent), and writes the response review. Errors say what is wrong with the body.
 
+pub mod head;
+
 use crate::objects::Labels;
 use kube::core::admission::AdmissionResponse;
 use kube::core::{Status, TypeMeta};
@@ -355,10 +357,6 @@ pub fn encode_response(
     warnings: &[String],
 ) -> Vec<u8> {
     let mut response = AdmissionResponse::invalid("");
-    response.types = TypeMeta {
-        api_version: API_VERSION.into(),
-        kind: KIND.into(),
-    };
     response.uid = uid.to_string();
     response.allowed = allowed;
     response.result = if allowed {
@@ -369,6 +367,27 @@ pub fn encode_response(
         status
     };
     response.warnings = (!warnings.is_empty()).then(|| warnings.to_vec());
+    encode(response, uid)
+}
+
+/// The response review denying request `uid` with an HTTP-style `code` and `reason`
+/// (a denial that is not a policy's: 413 RequestEntityTooLarge for a review too
+/// large to read).
+pub fn encode_denial(uid: &str, code: u16, reason: &str, message: &str) -> Vec<u8> {
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = uid.to_string();
+    response.allowed = false;
+    let mut status = Status::failure(message, reason);
+    status.code = code;
+    response.result = status;
+    encode(response, uid)
+}
+
+fn encode(mut response: AdmissionResponse, uid: &str) -> Vec<u8> {
+    response.types = TypeMeta {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+    };
     // Serializing kube's own response type cannot fail; keep an answer if it did.
     serde_json::to_vec(&response.into_review()).unwrap_or_else(|_| {
         format!(
@@ -500,5 +519,17 @@ mod tests {
             serde_json::from_slice(&encode_response("u", true, None, &[])).unwrap_or_default();
         assert_eq!(allowed["response"]["allowed"], true);
         assert!(allowed["response"].get("warnings").is_none());
+        let too_large: Value =
+            serde_json::from_slice(&encode_denial("u", 413, "RequestEntityTooLarge", "too big"))
+                .unwrap_or_default();
+        assert_eq!(too_large["kind"], KIND);
+        assert_eq!(too_large["response"]["uid"], "u");
+        assert_eq!(too_large["response"]["allowed"], false);
+        assert_eq!(too_large["response"]["status"]["code"], 413);
+        assert_eq!(
+            too_large["response"]["status"]["reason"],
+            "RequestEntityTooLarge"
+        );
+        assert_eq!(too_large["response"]["status"]["message"], "too big");
     }
 }
