@@ -29,10 +29,12 @@ fn rounds() -> usize {
 }
 
 fn deployment(ns: &str) -> Deployment {
-    let text = std::fs::read_to_string(support::repo_root().join("tests/fixtures/deployment-3-containers.yaml"))
+    let text = std::fs::read_to_string(
+        support::repo_root().join("tests/fixtures/deployment-3-containers.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("deployment-3-containers.yaml: {e}"));
+    let mut d: Deployment = serde_saphyr::from_str(&text)
         .unwrap_or_else(|e| panic!("deployment-3-containers.yaml: {e}"));
-    let mut d: Deployment =
-        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("deployment-3-containers.yaml: {e}"));
     d.metadata.namespace = Some(ns.to_owned());
     d.metadata.name = Some("latency-probe".to_owned());
     d
@@ -110,13 +112,20 @@ fn dry_run_create_latency_through_the_api_server() {
     block_on(maps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)))
         .unwrap_or_else(|e| panic!("emptying {name}: {e}"));
     // Wait until every replica has loaded the empty set (its reload log line).
-    poll(Duration::from_secs(60), "the replicas loading the empty set", || {
-        c.node
-            .replicas()
-            .iter()
-            .all(|r| !r.log_lines_with(&["policy set reloaded", "\"policies\":0"]).is_empty())
-            .then_some(())
-    });
+    poll(
+        Duration::from_secs(60),
+        "the replicas loading the empty set",
+        || {
+            c.node
+                .replicas()
+                .iter()
+                .all(|r| {
+                    !r.log_lines_with(&["policy set reloaded", "\"policies\":0"])
+                        .is_empty()
+                })
+                .then_some(())
+        },
+    );
     let empty_set = measure(&kube, true);
 
     println!();
