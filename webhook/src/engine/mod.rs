@@ -19,6 +19,7 @@ mod limits;
 mod lookup;
 mod slots;
 mod store;
+mod ticker;
 
 pub use abi::{AnswerError, GuestVerdict, decode_verdict};
 pub use limits::Limits;
@@ -29,10 +30,10 @@ use abi::AbiExports;
 use slots::{EvaluationSlots, LoadSlots};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use store::StoreState;
 use thiserror::Error;
+use ticker::{EpochTicker, Running};
 use wasmtime::{Engine as WasmEngine, InstancePre, Linker, Module, Store, Trap};
 
 /// How often the epoch advances; time limits are rounded up to whole ticks.
@@ -123,7 +124,7 @@ impl EvalError {
 pub struct Engine {
     engine: WasmEngine,
     linker: Linker<StoreState>,
-    stop_timer: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
     evaluation_slots: EvaluationSlots,
     load_slots: Arc<LoadSlots>,
 }
@@ -135,24 +136,13 @@ impl Engine {
         let wasm_config = config::wasmtime_config(evaluations.saturating_add(LOAD_SLOTS));
         let engine =
             WasmEngine::new(&wasm_config).map_err(|e| EngineError::Config(format!("{e:#}")))?;
-        let stop_timer = Arc::new(AtomicBool::new(false));
-        let ticker = engine.clone();
-        let stop = Arc::clone(&stop_timer);
-        std::thread::Builder::new()
-            .name("plate-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker.increment_epoch();
-                }
-            })
-            .map_err(EngineError::Timer)?;
+        let ticker = Arc::new(EpochTicker::start(engine.clone()).map_err(EngineError::Timer)?);
         let mut linker = Linker::new(&engine);
         host::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         Ok(Engine {
             engine,
             linker,
-            stop_timer,
+            ticker,
             evaluation_slots: EvaluationSlots::new(evaluations),
             load_slots: Arc::new(LoadSlots::new()),
         })
@@ -274,6 +264,7 @@ impl Engine {
             pre,
             exports,
             engine: self.engine.clone(),
+            ticker: Arc::clone(&self.ticker),
             load_slots: Arc::clone(&self.load_slots),
             abi_version: 0,
             origin,
@@ -322,12 +313,6 @@ fn store_compiled(module: &Module, path: &Path) {
     }
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.stop_timer.store(true, Ordering::Relaxed);
-    }
-}
-
 /// Where a module's machine code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -344,6 +329,7 @@ pub struct PolicyModule {
     pre: InstancePre<StoreState>,
     exports: AbiExports,
     engine: WasmEngine,
+    ticker: Arc<EpochTicker>,
     load_slots: Arc<LoadSlots>,
     abi_version: i32,
     origin: Origin,
@@ -353,6 +339,8 @@ pub struct PolicyModule {
 struct Sandbox {
     store: Store<StoreState>,
     instance: wasmtime::Instance,
+    /// The epoch advances (time limits hold) while a sandbox exists.
+    _running: Running,
 }
 
 impl PolicyModule {
@@ -367,12 +355,18 @@ impl PolicyModule {
     }
 
     fn sandbox(&self, limits: &Limits, lookup: Option<LookupScope>) -> Result<Sandbox, EvalError> {
+        // Before the deadline is set: it counts ticks of a running timer.
+        let running = self.ticker.running();
         let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes(), lookup));
         store.limiter(|state| state);
         store.set_epoch_deadline(limits.epoch_ticks());
         store.epoch_deadline_trap();
         match self.pre.instantiate(&mut store) {
-            Ok(instance) => Ok(Sandbox { store, instance }),
+            Ok(instance) => Ok(Sandbox {
+                store,
+                instance,
+                _running: running,
+            }),
             Err(e) => Err(classify(&store, limits, e, EvalError::Instantiate)),
         }
     }
@@ -433,6 +427,7 @@ impl PolicyModule {
         let Sandbox {
             mut store,
             instance,
+            _running,
         } = match self.sandbox(limits, scope) {
             Ok(sandbox) => sandbox,
             Err(e) => return (Err(e), LookupStats::default()),
