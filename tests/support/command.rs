@@ -67,19 +67,24 @@ pub fn s(p: &Path) -> &str {
 /// before the program writes (as `| head` does once it has its lines): every write
 /// to stdout fails with EPIPE. Returns the exit status and stderr.
 pub fn with_closed_stdout(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plate-policy"))
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // The pipe's reading end is closed before the child starts, so its very first
+    // write fails however fast it runs (closing it after the spawn raced the child).
+    let mut fds = [-1; 2];
+    // SAFETY: pipe writes two new descriptors into the array it is given.
+    let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
+    assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    Command::new(env!("CARGO_BIN_EXE_plate-policy"))
         .args(args)
         .current_dir(super::repo_root())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run plate-policy: {e}"));
-    // The child holds the only writing end; with ours gone no one reads.
-    drop(child.stdout.take());
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("plate-policy did not finish: {e}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run plate-policy: {e}"))
 }
 
 /// Runs `plate-policy ARGS` with a pseudo-terminal as stdout (and `envs` set):
