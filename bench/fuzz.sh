@@ -1,57 +1,105 @@
 #!/usr/bin/env bash
-# Bounded fuzzing of the parsers that read untrusted input (issue 7; docs/security.md):
-# the AdmissionReview decoding and response path, the SDK's image-reference parser and
-# the policy-set parser. `cargo fuzz` needs a nightly toolchain, so this drives the
-# property tests of tests/properties.rs (proptest, stable Rust) with a time budget and
-# a large case count instead. Not part of .ci/run: CI runs the same properties with
-# small case counts, plus every input kept in tests/corpus/.
+# Coverage-guided fuzzing of plate-policy (issue 13; results in docs/security.md):
+# cargo-fuzz (libFuzzer with AddressSanitizer) on the targets in fuzz/, one after the
+# other, each for a time budget.
 #
-#   bash bench/fuzz.sh                         # every target, 300 s each
-#   FUZZ_SECONDS=60 bash bench/fuzz.sh image   # one target (admission, image, policy-set)
+#   bash bench/fuzz.sh                 # every target, 600 s each
+#   bash bench/fuzz.sh 60 image        # 60 s, only the image target
 #
-# FUZZ_SECONDS: wall time per target (its properties run side by side for that long).
-# PROPTEST_CASES: most cases one property runs (default 1,000,000: time is the bound).
-# (Not SECONDS: bash sets that variable itself.)
+# Targets (fuzz/src/lib.rs says what each checks): admission manifest policy_set
+# image verdict.
 #
-# Prints, per property and per target, the cases run, the time taken, and how many
-# inputs the parser accepted or rejected. A failing input is shrunk, printed, and
-# saved under target/tmp/fuzz-found/TARGET/: copy it into tests/corpus/TARGET/ (and
-# fix the bug) so CI keeps checking it.
+# cargo-fuzz is installed if missing (`cargo install cargo-fuzz`). It needs nightly
+# compiler features: with a nightly toolchain installed this uses `cargo +nightly`,
+# otherwise the stable compiler with RUSTC_BOOTSTRAP=1, set for this build only
+# (never for the normal build). The fuzz crate is its own workspace with its own
+# target directory (fuzz/target), so the normal build never sees it.
+#
+# Each target starts from its corpus, fuzz/corpus/TARGET (kept in the repository:
+# tests/properties.rs runs every file of it on stable), and adds what raises
+# coverage there; afterwards `cargo fuzz cmin` minimises the corpus in place
+# (MINIMIZE=0 skips that). A crash stops the target: libFuzzer saves the input in
+# fuzz/artifacts/TARGET/ and this script says so; fix the bug and copy the input
+# into fuzz/corpus/TARGET/ so the regression test keeps it.
+#
+# Prints per target: executions, time, coverage (edges, libFuzzer's `cov:`), corpus
+# size, and whether it found a crash. Runs under `nice -n 10`. Exit 1 on a crash.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export FUZZ_SECONDS="${FUZZ_SECONDS:-300}"
-export PROPTEST_CASES="${PROPTEST_CASES:-1000000}"
+BUDGET="${1:-600}"
+shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(admission image policy-set)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(admission manifest policy_set image verdict)
+MINIMIZE="${MINIMIZE:-1}"
+case "$BUDGET" in
+  '' | *[!0-9]*) echo "usage: bench/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;;
+esac
 
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-cargo test -p plate-policy --test properties --no-run --quiet || exit 1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz"
+  cargo install --locked cargo-fuzz || exit 1
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  CARGO=(cargo +nightly)
+  # The built-in policies are compiled by a nested cargo of the same toolchain.
+  rustup target add --toolchain nightly wasm32-unknown-unknown >/dev/null || exit 1
+  toolchain=nightly
+else
+  CARGO=(env RUSTC_BOOTSTRAP=1 cargo)
+  toolchain="stable with RUSTC_BOOTSTRAP=1"
+fi
+# The nested policy build gets its own target directory: sharing the main one
+# would rebuild the policies at every switch of toolchain.
+export PLATE_POLICY_WASM_TARGET_DIR="$PWD/fuzz/target/policies-wasm"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
+# Inputs longer than these do not help: the admission target's body limit is 8 KiB
+# (twice that reaches the over-limit path), the others read small documents.
+max_len() {
+  case "$1" in
+    admission) echo 16384 ;;
+    manifest | policy_set) echo 8192 ;;
+    *) echo 4096 ;;
+  esac
+}
+
+echo "fuzzing ${TARGETS[*]} for $BUDGET s each ($toolchain)"
+if ! (cd fuzz && nice -n 10 "${CARGO[@]}" fuzz build --release); then
+  echo "building the fuzz targets failed" >&2
+  exit 1
+fi
 LOG_DIR="$(mktemp -d)"
 trap 'rm -rf "$LOG_DIR"' EXIT
 failed=0
-printf 'fuzzing %s for %s s each (at most %s cases per property)\n' "${TARGETS[*]}" "$FUZZ_SECONDS" "$PROPTEST_CASES"
 for target in "${TARGETS[@]}"; do
-  filter="${target//-/_}_"
+  mkdir -p "fuzz/corpus/$target"
   log="$LOG_DIR/$target.log"
+  before=$(find "fuzz/corpus/$target" -type f | wc -l)
   start=$(date +%s)
-  # The harness stops each property at the budget; `timeout` only guards a hang.
-  timeout --signal=KILL "$((FUZZ_SECONDS + 300))" \
-    cargo test -p plate-policy --test properties --quiet -- \
-      --nocapture --test-threads 4 --skip corpus --skip shipped "$filter" >"$log" 2>&1
+  (cd fuzz && nice -n 10 "${CARGO[@]}" fuzz run --release "$target" "corpus/$target" -- \
+    -max_total_time="$BUDGET" -max_len="$(max_len "$target")" -timeout=20 \
+    -rss_limit_mb=4096 -print_final_stats=1) >"$log" 2>&1
   status=$?
   end=$(date +%s)
+  runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
+  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
+  ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
+  after=$(find "fuzz/corpus/$target" -type f | wc -l)
   echo
-  echo "== $target: $((end - start)) s wall, exit $status"
-  # (libtest's progress dots may precede a line: match anywhere.)
-  grep -o 'property .*' "$log" | sed 's/^/  /'
-  grep -o 'property .*' "$log" | awk -v t="$target" '{ n += $3; if ($6 + 0 > secs) secs = $6 + 0 }
-    END { if (NR) printf "  %s total: %d cases in %.0f s\n", t, n, secs }'
+  echo "== $target: $((end - start)) s, ${runs:-?} executions, cov ${cov:-?} edges (ft ${ft:-?}), corpus $before -> $after files, exit $status"
   if [ "$status" -ne 0 ]; then
     failed=1
-    echo "  FAILED:"
-    grep -E "panicked|minimal input|saved to|timeout|Killed" "$log" | head -20 | sed 's/^/    /'
-    cp "$log" "target/tmp/fuzz-$target.log" 2>/dev/null && echo "  full log: target/tmp/fuzz-$target.log"
+    echo "  FOUND (or failed):"
+    grep -E "panicked|ERROR: |SUMMARY|Test unit written|artifact_prefix" "$log" | head -12 | sed 's/^/    /'
+    mkdir -p target/tmp && cp "$log" "target/tmp/fuzz-$target.log" && echo "  full log: target/tmp/fuzz-$target.log"
+    continue
+  fi
+  if [ "$MINIMIZE" = 1 ]; then
+    (cd fuzz && nice -n 10 "${CARGO[@]}" fuzz cmin --release "$target" "corpus/$target" -- \
+      -max_len="$(max_len "$target")" -timeout=20 -rss_limit_mb=4096) >"$log.cmin" 2>&1
+    kept=$(find "fuzz/corpus/$target" -type f | wc -l)
+    bytes=$(du -sk "fuzz/corpus/$target" | cut -f1)
+    echo "  minimised: $kept files, ${bytes} KiB"
   fi
 done
 exit "$failed"

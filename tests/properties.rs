@@ -1,6 +1,7 @@
-//! Property tests of the three parsers that read untrusted input (issue 7's fuzzing
-//! part; `cargo fuzz` needs a nightly toolchain, so these run with proptest on
-//! stable, see docs/security.md):
+//! Property tests of the parsers that read untrusted input, on stable Rust (the
+//! coverage-guided fuzzing of the same properties is `fuzz/`, run by bench/fuzz.sh;
+//! see docs/security.md). The properties themselves are `fuzz/src/lib.rs`, included
+//! here as `checks`, so both check exactly the same things:
 //!
 //! - the AdmissionReview decoding and response path: `review::parse`, then `decide`
 //!   against the built-in policy set and the response, fed arbitrary bytes,
@@ -13,21 +14,24 @@
 //!
 //! None of them may panic; errors are values that say what is wrong. Every file in
 //! `tests/corpus/{admission,image,policy-set}/` goes through the same checks (the
-//! `*_corpus` tests): inputs that were interesting or once failed.
+//! `*_corpus` tests): inputs that were interesting or once failed; so does every
+//! file of the libFuzzer corpora in `fuzz/corpus/TARGET/` (the `libfuzzer_corpus_*`
+//! tests: the minimised corpus and every crash found, kept as regression tests).
 //!
 //! Case counts: the defaults below keep the whole file well under a minute in CI;
-//! `PROPTEST_CASES=N` sets every property's count. `FUZZ_SECONDS=S` (used by
-//! `bench/fuzz.sh`) repeats each property in batches until S seconds have passed or
-//! PROPTEST_CASES cases have run, and prints the number of cases run. A failing input
+//! `PROPTEST_CASES=N` sets every property's count. `FUZZ_SECONDS=S` repeats each
+//! property in batches until S seconds have passed or PROPTEST_CASES cases have run,
+//! and prints the number of cases run (random inputs for a time budget, next to the
+//! coverage-guided fuzzing). A failing input
 //! is shrunk, printed, and written raw to `$CARGO_TARGET_TMPDIR/fuzz-found/<target>/`
 //! so it can be copied into the corpus; proptest also records its seed in
 //! `tests/proptest-regressions/<target>.txt`, replayed first on the next run.
 
-use plate_policy::admission::{self, Context, Effect, MAX_WARNING_CHARS};
-use plate_policy::engine::{Engine, EngineConfig};
-use plate_policy::objects::{NoObjects, ObjectSource};
-use plate_policy::policy_set::{Loader, ModuleCache, PolicySet};
-use plate_policy::review::{self, ReviewError};
+#[allow(dead_code)]
+#[path = "../fuzz/src/lib.rs"]
+mod checks;
+
+use checks::{POLICY_SET_FILE as FILE, loader, preview};
 use plate_policy_sdk::{ImageReference, ImageReferenceError};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -35,7 +39,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestError, 
 use serde_json::{Map, Value, json};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
@@ -58,12 +62,6 @@ impl fmt::Debug for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} bytes: {}", self.0.len(), preview(&self.0, 2000))
     }
-}
-
-fn preview(bytes: &[u8], max: usize) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
-    let cut = if bytes.len() > max { "..." } else { "" };
-    format!("{text:?}{cut}")
 }
 
 thread_local! {
@@ -202,8 +200,17 @@ fn save_found(target: &str, input: &[u8]) -> std::io::Result<PathBuf> {
 
 /// Every file of tests/corpus/DIR through `check`; a failure names the file.
 fn corpus(dir: &str, check: fn(&[u8])) {
-    let dir = repo_root().join("tests/corpus").join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    corpus_at(&repo_root().join("tests/corpus").join(dir), check);
+}
+
+/// Every file of fuzz/corpus/TARGET (the minimised libFuzzer corpus and the crashes
+/// found, kept) through `check`.
+fn libfuzzer_corpus(target: &str, check: fn(&[u8])) {
+    corpus_at(&repo_root().join("fuzz/corpus").join(target), check);
+}
+
+fn corpus_at(dir: &Path, check: fn(&[u8])) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
@@ -305,229 +312,22 @@ fn nasty_string() -> impl Strategy<Value = String> {
 // AdmissionReview: parse_review -> decide -> to_response -> serialize
 // ---------------------------------------------------------------------------
 
-struct Fixture {
-    set: PolicySet,
-    objects: Arc<dyn ObjectSource>,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| Fixture {
-        set: loader().builtin().unwrap_or_else(|e| panic!("{e}")),
-        objects: Arc::new(NoObjects),
-    })
-}
-
-/// One engine and module cache for the whole file (a policy set loads in ms).
-fn engine_and_cache() -> &'static (Engine, ModuleCache) {
-    static ENGINE: OnceLock<(Engine, ModuleCache)> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let engine = Engine::new(&EngineConfig {
-            max_concurrent_instances: 32,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        (engine, ModuleCache::default())
-    })
-}
-
-fn loader() -> Loader<'static> {
-    let (engine, cache) = engine_and_cache();
-    Loader { engine, cache }
-}
-
-/// What an AdmissionReview body must be, read independently of the parser (with
-/// `serde_json::Value`): Ok(uid) when it must be accepted, Err(the rule it breaks)
-/// when it must be rejected, None when this reading cannot tell (JSON nested deeper
-/// than `Value` reads, or an escaped lone surrogate, which `Value` refuses to decode).
-fn oracle(body: &[u8]) -> Option<Result<String, String>> {
-    let doc: Value = match serde_json::from_slice(body) {
-        Ok(doc) => doc,
-        Err(e) if e.to_string().contains("recursion limit") => return None,
-        // An escaped lone surrogate (`"\ud800"`) is JSON by the grammar, which the
-        // parser checks; `Value` refuses it when decoding the string. Inside the
-        // objects (passed on raw) the parser keeps it; in a field it reads, it refuses it.
-        Err(e) if e.to_string().contains("surrogate") || e.to_string().contains("hex escape") => {
-            return None;
-        }
-        Err(e) => return Some(Err(format!("not JSON: {e}"))),
-    };
-    let Some(envelope) = doc.as_object() else {
-        return Some(Err("not an object".into()));
-    };
-    if envelope.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
-        return Some(Err("kind".into()));
-    }
-    if envelope.get("apiVersion").and_then(Value::as_str) != Some("admission.k8s.io/v1") {
-        return Some(Err("apiVersion".into()));
-    }
-    let request = match envelope.get("request") {
-        None | Some(Value::Null) => return Some(Err("no request".into())),
-        Some(Value::Object(request)) => request,
-        Some(_) => return Some(Err("request not an object".into())),
-    };
-    let string_or_null =
-        |v: Option<&Value>| matches!(v, None | Some(Value::Null | Value::String(_)));
-    let Some(kind) = request.get("kind").and_then(Value::as_object) else {
-        return Some(Err("request.kind not an object".into()));
-    };
-    if !matches!(kind.get("kind"), Some(Value::String(_)))
-        || !string_or_null(kind.get("group"))
-        || !string_or_null(kind.get("version"))
-    {
-        return Some(Err("request.kind fields".into()));
-    }
-    let operations = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
-    if !request
-        .get("operation")
-        .and_then(Value::as_str)
-        .is_some_and(|op| operations.contains(&op))
-    {
-        return Some(Err("request.operation".into()));
-    }
-    for field in ["subResource", "name", "namespace", "uid"] {
-        if !string_or_null(request.get(field)) {
-            return Some(Err("a string field of the request".into()));
-        }
-    }
-    if !matches!(
-        request.get("dryRun"),
-        None | Some(Value::Null | Value::Bool(_))
-    ) {
-        return Some(Err("request.dryRun".into()));
-    }
-    match request.get("uid").and_then(Value::as_str) {
-        Some(uid) if !uid.is_empty() => Some(Ok(uid.to_string())),
-        _ => Some(Err("request.uid".into())),
-    }
-}
-
-/// The property: never a panic; the parser accepts exactly what the oracle
-/// accepts (a rejection is an error with a message); an accepted review keeps the
-/// uid and the raw request as sent, and is decided and answered with a valid
-/// AdmissionReview echoing the uid.
+/// The parser against the oracle, then the decision and its answer (`checks`).
 fn check_admission(body: &[u8]) {
-    let parsed = review::parse(body);
-    let expected = oracle(body);
-    match (&parsed, &expected) {
-        (Ok(review), Some(Ok(uid))) => assert_eq!(&*review.uid, uid.as_str(), "the uid"),
-        (Err(e), Some(Err(_))) => {
-            assert!(!e.to_string().trim().is_empty(), "an empty error message")
-        }
-        // Duplicate keys: the parser refuses them, `Value` keeps the last one.
-        (
-            Err(
-                ReviewError::NotJson(m)
-                | ReviewError::InvalidRequest(m)
-                | ReviewError::InvalidField { message: m, .. },
-            ),
-            Some(Ok(_)),
-        ) if m.contains("duplicate field") => {}
-        (_, None) => {}
-        (parsed, Some(expected)) => panic!(
-            "the parser and the oracle disagree: parser {:?}, oracle {expected:?}",
-            parsed.as_ref().map(|r| r.uid.to_string())
-        ),
-    }
-    let Ok(review) = parsed else {
-        tally(false);
-        return;
-    };
-    tally(true);
-    let raw = review.raw_request();
-    // The raw request is JSON, an object, and a slice of the body.
-    let start = (raw.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    assert!(
-        start + raw.len() <= body.len(),
-        "the raw request is not inside the body"
-    );
-    assert_eq!(raw.first(), Some(&b'{'), "the raw request is not an object");
-    // Well-formed JSON, checked without a depth limit (the parser skips unknown
-    // fields without one, so a deeply nested unknown field is accepted and passed on).
-    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
-        .unwrap_or_else(|e| panic!("the raw request is not JSON ({e}): {}", preview(raw, 200)));
-    // Compared field by field where `Value` can read it (not past its depth limit).
-    if let (Ok(request), Ok(doc)) = (
-        serde_json::from_slice::<Value>(raw),
-        serde_json::from_slice::<Value>(body),
-    ) {
-        assert_eq!(
-            request, doc["request"],
-            "the raw request is not the body's request"
-        );
-        // Objects as sent, or absent when null.
-        for (field, bytes) in [
-            ("object", review.object()),
-            ("oldObject", review.old_object()),
-        ] {
-            let expected = request.get(field).filter(|v| !v.is_null());
-            let actual: Option<Value> =
-                bytes.map(|b| serde_json::from_slice(b).unwrap_or_default());
-            assert_eq!(actual.as_ref(), expected, "{field}");
-        }
-    }
-    let decision = decide_and_answer(&review);
-    if !decision.allowed {
-        DENIED.with(|d| d.set(d.get() + 1));
-    }
-}
-
-/// Decides `review` against the built-in set and checks the answer.
-fn decide_and_answer(review: &review::Review<'_>) -> admission::Decision {
-    let fixture = fixture();
-    let (engine, _) = engine_and_cache();
-    let slot = engine.evaluation_slot_blocking();
-    let context = Context {
-        objects: &fixture.objects,
-        environment: None,
-        deadline: Instant::now() + Duration::from_secs(2),
-        slot: slot.as_ref(),
-    };
-    let decision = admission::decide(&fixture.set, review, &context);
-    assert_eq!(
-        decision.allowed,
-        !decision.outcomes.iter().any(|o| o.denies())
-    );
-    if !decision.allowed {
-        assert!(
-            decision
-                .denial
-                .as_deref()
-                .is_some_and(|d| !d.trim().is_empty()),
-            "a denial has a message"
-        );
-    }
-    for outcome in &decision.outcomes {
-        if let Effect::Violations(violations) = &outcome.effect {
-            assert!(
-                !violations.is_empty(),
-                "a violation effect without violations"
-            );
-            for v in violations {
-                assert!(!v.key.is_empty() && !v.message.trim().is_empty(), "{v:?}");
+    match checks::admission_parse(body) {
+        None => tally(false),
+        Some(allowed) => {
+            tally(true);
+            if !allowed {
+                DENIED.with(|d| d.set(d.get() + 1));
             }
         }
     }
-    for warning in &decision.warnings {
-        assert!(
-            warning.chars().count() <= MAX_WARNING_CHARS,
-            "warning over {MAX_WARNING_CHARS} characters: {warning:?}"
-        );
-    }
-    let bytes = decision.response(&review.uid);
-    let answer: Value =
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("the response is not JSON: {e}"));
-    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{answer}");
-    assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
-    assert_eq!(answer["response"]["uid"], &*review.uid, "{answer}");
-    assert_eq!(answer["response"]["allowed"], decision.allowed, "{answer}");
-    if !decision.allowed {
-        assert_eq!(
-            answer["response"]["status"]["code"], 403,
-            "a denial is a 403"
-        );
-    }
-    assert!(answer.get("request").is_none(), "{answer}");
-    decision
+}
+
+/// The whole path, body bytes to response bytes (`checks`).
+fn check_answer(body: &[u8]) {
+    tally(checks::admission(body));
 }
 
 /// The valid reviews mutations start from.
@@ -1219,59 +1019,42 @@ fn admission_mutated_reviews() {
 #[test]
 fn admission_corpus() {
     corpus("admission", check_admission);
+    corpus("admission", check_answer);
+}
+
+#[test]
+fn libfuzzer_corpus_admission() {
+    libfuzzer_corpus("admission", check_answer);
+    libfuzzer_corpus("admission", check_admission);
+}
+
+#[test]
+fn libfuzzer_corpus_manifest() {
+    libfuzzer_corpus("manifest", |b| tally(checks::manifest(b)));
+}
+
+#[test]
+fn libfuzzer_corpus_policy_set() {
+    libfuzzer_corpus("policy_set", check_policy_set);
+}
+
+#[test]
+fn libfuzzer_corpus_image() {
+    libfuzzer_corpus("image", check_image);
+}
+
+#[test]
+fn libfuzzer_corpus_verdict() {
+    libfuzzer_corpus("verdict", |b| tally(checks::verdict(b)));
 }
 
 // ---------------------------------------------------------------------------
 // Image references
 // ---------------------------------------------------------------------------
 
-/// Writes a reference back out from its parts.
-fn render(r: &ImageReference) -> String {
-    let mut out = String::new();
-    if let Some(domain) = &r.domain {
-        out.push_str(domain);
-        out.push('/');
-    }
-    out.push_str(&r.path);
-    if let Some(tag) = &r.tag {
-        out.push(':');
-        out.push_str(tag);
-    }
-    if let Some(digest) = &r.digest {
-        out.push('@');
-        out.push_str(digest);
-    }
-    out
-}
-
-/// The property for any string: no panic; a parsed reference has a non-empty path,
-/// a repository that starts with its registry, and reads back to itself.
+/// The SDK's parser, against distribution's grammar too (`checks`).
 fn check_image(bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
-    let parsed = match ImageReference::parse(&text) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            tally(false);
-            assert!(!e.to_string().is_empty());
-            return;
-        }
-    };
-    tally(true);
-    assert!(!parsed.path.is_empty(), "{text:?}: empty path");
-    let repository = parsed.repository();
-    assert!(
-        repository.starts_with(parsed.registry()),
-        "{text:?}: repository {repository:?} does not start with registry {:?}",
-        parsed.registry()
-    );
-    assert!(
-        repository.starts_with(&format!("{}/", parsed.registry())),
-        "{text:?}: repository {repository:?} has no path after the registry"
-    );
-    assert!(!parsed.effective_tag().is_empty());
-    let again = ImageReference::parse(&render(&parsed))
-        .unwrap_or_else(|e| panic!("{text:?}: its rendering does not parse: {e}"));
-    assert_eq!(again, parsed, "{text:?}: rendering changes it");
+    tally(checks::image(bytes));
 }
 
 #[derive(Debug, Clone)]
@@ -1380,14 +1163,22 @@ fn image_grammar_round_trip() {
         arb_parts(),
         |parts: &Parts| {
             let text = parts.text();
-            // The grammar bounds the name (domain and path) at 255 characters.
-            let name = parts.domain.as_ref().map_or(parts.path.join("/"), |d| {
-                format!("{d}/{}", parts.path.join("/"))
-            });
-            if name.len() > 255 {
+            // Distribution bounds the path at 255 characters, a Docker Hub short name
+            // counted with its library/ prefix.
+            let path = parts.path.join("/");
+            let docker_hub = matches!(
+                parts.domain.as_deref(),
+                None | Some("docker.io" | "index.docker.io")
+            );
+            let length = if docker_hub && parts.path.len() == 1 {
+                "library/".len() + path.len()
+            } else {
+                path.len()
+            };
+            if length > 255 {
                 assert_eq!(
                     ImageReference::parse(&text),
-                    Err(ImageReferenceError::TooLong(name.len())),
+                    Err(ImageReferenceError::TooLong(length)),
                     "{text:?}"
                 );
                 return;
@@ -1423,48 +1214,9 @@ fn image_corpus() {
 // Policy sets
 // ---------------------------------------------------------------------------
 
-const FILE: &str = "fuzz.yaml";
-
-/// The property: no panic; a rejected set names the file in every problem.
+/// The loader (`checks`).
 fn check_policy_set(bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
-    let loaded = loader().load_str(FILE, &text, None);
-    tally(loaded.is_ok());
-    match loaded {
-        Ok(set) => {
-            let mut names: Vec<&str> = set.policies.iter().map(|p| &*p.name).collect();
-            let count = names.len();
-            names.sort_unstable();
-            names.dedup();
-            assert_eq!(names.len(), count, "a loaded set has duplicate names");
-        }
-        Err(e) => {
-            assert!(!e.problems.is_empty(), "an error without problems");
-            // Every position points into the text: a line that exists (or the end,
-            // for an error at end of input), and a field path of the format.
-            let lines = text.lines().count().max(1) as u64;
-            for p in &e.problems {
-                assert!(!p.message.trim().is_empty(), "an empty message: {p:?}");
-                if let Some(line) = p.line {
-                    assert!(
-                        (1..=lines + 1).contains(&line),
-                        "line {line} of {lines}: {p:?}"
-                    );
-                }
-                assert!(
-                    p.column.is_none() || p.line.is_some(),
-                    "a column without a line: {p:?}"
-                );
-                if let Some(field) = &p.field {
-                    let top = field.split(['.', '[']).next().unwrap_or_default();
-                    assert!(
-                        ["apiVersion", "kind", "metadata", "spec"].contains(&top),
-                        "field {field:?} is not a path of the format: {p:?}"
-                    );
-                }
-            }
-        }
-    }
+    tally(checks::policy_set(bytes));
 }
 
 fn shipped_policy_set() -> &'static str {

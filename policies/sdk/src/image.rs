@@ -1,18 +1,22 @@
-//! Container image references, parsed by the grammar of the distribution project
-//! (the one the container runtimes use):
+//! Container image references, parsed as the distribution project reads them
+//! (`github.com/distribution/reference` v0.6.0 `ParseNormalizedNamed`, what
+//! containerd and CRI-O resolve images with):
 //!
 //! ```text
 //! reference := name [ ":" tag ] [ "@" digest ]
 //! name      := [ domain "/" ] path-component { "/" path-component }
-//! domain    := host [ ":" port ]        host: DNS labels separated by ".", or "[" IPv6 "]"
+//! domain    := host [ ":" port ]        host: DNS labels separated by ".", or "[" hex and ":" "]"
 //! tag       := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
-//! digest    := algorithm ":" hex{32,}   (sha256: exactly 64 lowercase hex)
+//! digest    := "sha256:" hex{64} | "sha384:" hex{96} | "sha512:" hex{128}   (lowercase hex)
 //! ```
 //!
 //! The first `/`-separated component is a registry only if it contains `.` or `:`,
 //! is `localhost`, or has an uppercase letter; otherwise the image is on Docker Hub
 //! (`nginx` is `docker.io/library/nginx`). So `harbor.local:5000/plate/api` has no
-//! tag: the colon belongs to the port.
+//! tag: the colon belongs to the port. The path may have 255 characters at most, a
+//! Docker Hub short name counted with its `library/` prefix; 64 hex digits alone are an
+//! image ID, not a reference. The fuzz target `image` (fuzz/) checks this parser
+//! against a port of distribution's own regular expressions.
 
 use std::fmt;
 
@@ -36,6 +40,8 @@ pub enum ImageReferenceError {
     Empty,
     /// The repository name has this many characters, more than 255.
     TooLong(usize),
+    /// 64 hex digits alone: an image ID.
+    Identifier(String),
     /// The registry host is not a host (with an optional port).
     InvalidDomain(String),
     /// A path component breaks the grammar.
@@ -53,9 +59,13 @@ impl fmt::Display for ImageReferenceError {
             ImageReferenceError::TooLong(n) => {
                 write!(
                     f,
-                    "the repository name is {n} characters long (at most 255)"
+                    "the repository path is {n} characters long (at most 255; a Docker Hub short name counts with its library/ prefix)"
                 )
             }
+            ImageReferenceError::Identifier(id) => write!(
+                f,
+                "{id:?} is a 64-digit hexadecimal image ID, not an image reference: name the image by repository (and digest: repository@sha256:...)"
+            ),
             ImageReferenceError::InvalidDomain(d) => {
                 write!(f, "{d:?} is not a valid registry host")
             }
@@ -67,7 +77,10 @@ impl fmt::Display for ImageReferenceError {
                 f,
                 "{t:?} is not a valid tag (letters, digits, _ . -, at most 128, not starting with . or -)"
             ),
-            ImageReferenceError::InvalidDigest(d) => write!(f, "{d:?} is not a valid digest"),
+            ImageReferenceError::InvalidDigest(d) => write!(
+                f,
+                "{d:?} is not a valid digest (sha256:, sha384: or sha512: and its lowercase hex digest)"
+            ),
         }
     }
 }
@@ -82,6 +95,13 @@ impl ImageReference {
     pub fn parse(reference: &str) -> Result<ImageReference, ImageReferenceError> {
         if reference.is_empty() {
             return Err(ImageReferenceError::Empty);
+        }
+        if reference.len() == 64
+            && reference
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ImageReferenceError::Identifier(reference.to_string()));
         }
         let (rest, digest) = match reference.split_once('@') {
             Some((rest, digest)) => {
@@ -104,9 +124,6 @@ impl ImageReference {
         if name.is_empty() {
             return Err(ImageReferenceError::Empty);
         }
-        if name.len() > 255 {
-            return Err(ImageReferenceError::TooLong(name.len()));
-        }
         let (domain, path) = match name.split_once('/') {
             Some((first, rest)) if looks_like_domain(first) => {
                 validate_domain(first)?;
@@ -114,6 +131,19 @@ impl ImageReference {
             }
             _ => (None, name),
         };
+        // Counted as distribution counts it: the path as normalized.
+        let docker_hub = matches!(
+            domain.as_deref(),
+            None | Some(DOCKER_HUB | "index.docker.io")
+        );
+        let length = if docker_hub && !path.contains('/') {
+            "library/".len() + path.len()
+        } else {
+            path.len()
+        };
+        if length > 255 {
+            return Err(ImageReferenceError::TooLong(length));
+        }
         for component in path.split('/') {
             validate_path_component(component)?;
         }
@@ -165,11 +195,7 @@ fn validate_domain(domain: &str) -> Result<(), ImageReferenceError> {
     let bad = || ImageReferenceError::InvalidDomain(domain.to_string());
     let (host, port) = if let Some(v6) = domain.strip_prefix('[') {
         let (addr, after) = v6.split_once(']').ok_or_else(bad)?;
-        if addr.is_empty()
-            || !addr
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        {
+        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
             return Err(bad());
         }
         match after {
@@ -257,18 +283,18 @@ fn validate_tag(tag: &str) -> Result<(), ImageReferenceError> {
 fn validate_digest(digest: &str) -> Result<(), ImageReferenceError> {
     let bad = || ImageReferenceError::InvalidDigest(digest.to_string());
     let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
-    let algorithm_ok = !algorithm.is_empty()
-        && algorithm.split(['-', '_', '+', '.']).all(|part| {
-            part.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && part.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-    let hex_ok = hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit());
-    let length_ok = match algorithm {
-        "sha256" => hex.len() == 64 && hex.chars().all(|c| !c.is_ascii_uppercase()),
-        "sha512" => hex.len() == 128 && hex.chars().all(|c| !c.is_ascii_uppercase()),
-        _ => true,
+    // go-digest's algorithms; any other is refused (ErrDigestUnsupported).
+    let length = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(bad()),
     };
-    if algorithm_ok && hex_ok && length_ok {
+    if hex.len() == length
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(bad())
@@ -357,8 +383,21 @@ mod tests {
     }
 
     #[test]
+    fn accepts_the_edges_distribution_accepts() {
+        let at_limit = "a".repeat(247);
+        let sha512 = format!("app@sha512:{}", "0123456789abcdef".repeat(8));
+        let sha384 = format!("app@sha384:{}", "0123456789abcdef".repeat(6));
+        let long_path = format!("ghcr.io/{}", "a".repeat(255));
+        for input in [&at_limit, &sha512, &sha384, &long_path] {
+            assert!(ImageReference::parse(input).is_ok(), "{input:?}");
+        }
+    }
+
+    #[test]
     fn rejects_invalid_references() {
         let long = format!("{}/app", "a".repeat(300));
+        let short_name_250 = "a".repeat(250);
+        let image_id = "0123456789abcdef".repeat(4);
         #[rustfmt::skip]
         let table: &[BadRow<'_>] = &[
             ("", |e| *e == ImageReferenceError::Empty),
@@ -379,6 +418,15 @@ mod tests {
             ("-bad.io/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
             ("[zz]:5000/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
             (long.as_str(), |e| matches!(e, ImageReferenceError::TooLong(_))),
+            // Found by the differential fuzz target against distribution's grammar:
+            // a short name counts with its library/ prefix, unknown or uppercase digest
+            // algorithms, IPv4 inside an IPv6 host, and bare image IDs are refused.
+            (short_name_250.as_str(), |e| *e == ImageReferenceError::TooLong(258)),
+            ("a@md5+x.y:0123456789abcdef0123456789abcdef", |e| matches!(e, ImageReferenceError::InvalidDigest(_))),
+            ("a@SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", |e| matches!(e, ImageReferenceError::InvalidDigest(_))),
+            ("a@sha384:0123456789abcdef0123456789abcdef", |e| matches!(e, ImageReferenceError::InvalidDigest(_))),
+            ("[::ffff:1.2.3.4]/app", |e| matches!(e, ImageReferenceError::InvalidDomain(_))),
+            (image_id.as_str(), |e| matches!(e, ImageReferenceError::Identifier(_))),
         ];
         for (input, expected) in table {
             match ImageReference::parse(input) {
