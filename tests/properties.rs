@@ -1038,6 +1038,19 @@ fn libfuzzer_corpus_policy_set() {
     libfuzzer_corpus("policy_set", check_policy_set);
 }
 
+/// The manifest and policy-set properties bound line numbers by the lines YAML
+/// counts (LF, CR LF, lone CR), the count the parser's positions use.
+#[test]
+fn the_properties_count_lines_as_yaml_does() {
+    let count = checks::yaml_line_count;
+    assert_eq!(count(""), 1);
+    assert_eq!(count("a"), 1);
+    assert_eq!(count("a\n"), 2);
+    assert_eq!(count("a\r\nb"), 2);
+    assert_eq!(count("a\rb\r"), 3);
+    assert_eq!(count("a\r\r\n\n"), 4);
+}
+
 #[test]
 fn libfuzzer_corpus_image() {
     libfuzzer_corpus("image", check_image);

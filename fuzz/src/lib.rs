@@ -26,7 +26,7 @@ use plate_policy::engine::{
     AnswerError, Engine, EngineConfig, EvalError, GuestVerdict, Limits, PolicyModule,
     decode_verdict,
 };
-use plate_policy::manifest::{self, RequestSpec};
+use plate_policy::manifest::{self, ManifestError, RequestSpec};
 use plate_policy::metrics::Metrics;
 use plate_policy::objects::{NoObjects, ObjectSource};
 use plate_policy::policy_set::{Loader, ModuleCache, PolicySet};
@@ -372,6 +372,21 @@ pub fn admission(body: &[u8]) -> bool {
 
 const MANIFEST_FILE: &str = "fuzz.yaml";
 
+/// How many lines `text` has as YAML counts them, and with it the line numbers of
+/// the parser's positions and of every message: LF, CR LF and a lone CR each end a
+/// line (YAML 1.2, 5.4; what most editors show, and what kubectl's YAML reader
+/// counts). The line after the last break counts: a position at the end of the text
+/// is on it. Counted here on its own, not with the code under test.
+pub fn yaml_line_count(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let breaks = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    breaks as u64 + 1
+}
+
 /// The manifest reader: errors name the file and a line; every object read becomes
 /// a request the server's parser accepts (or an error saying why not), which is
 /// decided against the built-in set with lines found for reported fields.
@@ -379,6 +394,7 @@ pub fn manifest(bytes: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return false;
     };
+    let lines = yaml_line_count(text);
     let objects = match manifest::read_objects(MANIFEST_FILE, text) {
         Ok(objects) => objects,
         Err(e) => {
@@ -387,15 +403,23 @@ pub fn manifest(bytes: &[u8]) -> bool {
                 message.starts_with(&format!("{MANIFEST_FILE}:")),
                 "an error that does not name the file: {message}"
             );
+            if let ManifestError::Yaml { line, .. }
+            | ManifestError::Object { line, .. }
+            | ManifestError::Field { line, .. } = e
+            {
+                assert!(
+                    (1..=lines).contains(&line),
+                    "line {line} of {lines}: {message}"
+                );
+            }
             return false;
         }
     };
-    let lines = text.lines().count().max(1) as u64;
     for object in &objects {
         assert!(object.value.is_object(), "not an object: {}", object.value);
         assert!(object.index >= 1, "document index {}", object.index);
         assert!(
-            (1..=lines + 1).contains(&object.line),
+            (1..=lines).contains(&object.line),
             "line {} of {lines}",
             object.line
         );
@@ -417,7 +441,7 @@ pub fn manifest(bytes: &[u8]) -> bool {
                     if let Some(path) = &v.path
                         && let Some(line) = object.fields.line_of(path)
                     {
-                        assert!((1..=lines + 1).contains(&line), "{path} at line {line}");
+                        assert!((1..=lines).contains(&line), "{path} at line {line}");
                     }
                 }
             }
@@ -447,14 +471,11 @@ pub fn policy_set(bytes: &[u8]) -> bool {
         }
         Err(e) => {
             assert!(!e.problems.is_empty(), "an error without problems");
-            let lines = text.lines().count().max(1) as u64;
+            let lines = yaml_line_count(&text);
             for p in &e.problems {
                 assert!(!p.message.trim().is_empty(), "an empty message: {p:?}");
                 if let Some(line) = p.line {
-                    assert!(
-                        (1..=lines + 1).contains(&line),
-                        "line {line} of {lines}: {p:?}"
-                    );
+                    assert!((1..=lines).contains(&line), "line {line} of {lines}: {p:?}");
                 }
                 assert!(
                     p.column.is_none() || p.line.is_some(),

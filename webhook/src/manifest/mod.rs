@@ -125,9 +125,36 @@ fn collect(
     }
 }
 
+/// The lines of `text` as YAML counts them, which is how the parser numbers the
+/// lines of its positions: LF, CR LF and a lone CR each end a line (YAML 1.2, 5.4;
+/// most editors show a lone CR as a line break too). `str::lines` ends lines at LF
+/// only, so on a file with lone CRs it would find another line than the parser
+/// named. After a final line break comes one more, empty line.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.find(['\r', '\n']) {
+            Some(end) => {
+                let next = if current[end..].starts_with("\r\n") {
+                    end + 2
+                } else {
+                    end + 1
+                };
+                rest = current.get(next..);
+                current.get(..end)
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
 /// The scalar as written at `spanned`'s position (for the YAML 1.1 hint).
 fn written_at(text: &str, spanned: &Spanned<Node>) -> Option<String> {
-    let line = text.lines().nth(
+    let line = yaml_lines(text).nth(
         usize::try_from(spanned.referenced.line())
             .ok()?
             .checked_sub(1)?,
@@ -409,6 +436,42 @@ mod tests {
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"n\"\n"
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn lines_end_at_lf_crlf_and_a_lone_cr_as_in_yaml() {
+        let lines = |text| yaml_lines(text).collect::<Vec<_>>();
+        assert_eq!(lines("a\rb\r\nc\nd"), ["a", "b", "c", "d"]);
+        assert_eq!(lines("a\r\r\n\n"), ["a", "", "", ""]);
+        assert_eq!(lines("one line"), ["one line"]);
+        assert_eq!(lines(""), [""]);
+    }
+
+    #[test]
+    fn the_yaml_trap_is_found_on_lines_ended_by_a_lone_cr() {
+        // The parser counts a lone CR as a line break; the hint must read the line
+        // it names, not the line of that number counted by LF (fuzz finding,
+        // fuzz/corpus/manifest/crash-5a111f...).
+        let err = |text: &str| {
+            read_objects("n.yaml", text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let expected = "n.yaml:4: metadata.name: expected a string, found a boolean (YAML 1.1 reads n as false; quote it)";
+        assert_eq!(
+            err("apiVersion: v1\rkind: ConfigMap\rmetadata:\r  name: n\n  labels:\n    a: b\n"),
+            expected
+        );
+        assert_eq!(
+            err("apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r  name: n\r\n"),
+            expected
+        );
+        // A later line, reached through lone CRs and LFs: the scalar of that line.
+        assert_eq!(
+            err("apiVersion: v1\rkind: ConfigMap\nmetadata:\r  name: a\n  labels:\r    x: on\r"),
+            "n.yaml:6: metadata.labels[x]: expected a string, found a boolean (YAML 1.1 reads on as true; quote it)"
         );
     }
 
