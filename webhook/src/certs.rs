@@ -109,6 +109,11 @@ pub fn generate(dir: &Path, names: &[String]) -> Result<CertFiles, CertError> {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(365);
+        // Names the CA's key, not only its name: every CA made here has the same
+        // name, and a client trusting an earlier one too (a CA bundle during a
+        // rotation) picks the issuer by name and key identifier. Without the key,
+        // OpenSSL may take the earlier CA and fail on the signature.
+        params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &issuer)?;
         Ok::<_, rcgen::Error>((cert.pem(), key.serialize_pem()))
     };
@@ -165,6 +170,60 @@ fn write(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
 mod tests {
     use super::*;
     use crate::server::tls::load_pair;
+
+    /// The key identifiers of the first certificate of a PEM file: its own
+    /// (subject) and its issuer's (authority).
+    fn key_ids(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use x509_parser::extensions::ParsedExtension;
+        let der = CertificateDer::pem_file_iter(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .next()
+            .unwrap_or_else(|| panic!("{}: no certificate", path.display()))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (mut subject, mut authority) = (None, None);
+        for ext in cert.iter_extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => subject = Some(id.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    authority = aki.key_identifier.as_ref().map(|id| id.0.to_vec());
+                }
+                _ => {}
+            }
+        }
+        (subject, authority)
+    }
+
+    /// A client that trusts the CA of an earlier `certs` run too (a CA bundle during
+    /// a rotation) must find the issuer by key: all these CAs have the same name.
+    /// Without the authority key identifier, curl with OpenSSL and the bundle
+    /// [old CA, new CA] failed against the new pair with `asn1 encoding
+    /// routines::EVP lib` (the soak's failed connection at a rotation).
+    #[test]
+    fn leaf_certificates_name_the_key_of_their_ca() {
+        let (a, b) = (
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let names = ["localhost".to_string()];
+        let first = generate(a.path(), &names).unwrap_or_else(|e| panic!("{e}"));
+        let second = generate(b.path(), &names).unwrap_or_else(|e| panic!("{e}"));
+        let (first_ca, _) = key_ids(&first.ca_cert);
+        let (second_ca, _) = key_ids(&second.ca_cert);
+        assert!(first_ca.is_some(), "a CA without a subject key identifier");
+        assert_ne!(first_ca, second_ca, "two CAs with one key identifier");
+        for leaf in [&second.server_cert, &second.client_cert] {
+            assert_eq!(
+                key_ids(leaf).1,
+                second_ca,
+                "{}: the authority key identifier is not its CA's key",
+                leaf.display()
+            );
+        }
+    }
 
     #[test]
     fn generated_pairs_load_and_are_reused() {
