@@ -206,8 +206,30 @@ fn deserialize_at<'a, T: Deserialize<'a>>(json: &'a [u8], prefix: &str) -> Resul
     Ok(value)
 }
 
+/// JSON text is UTF-8 (RFC 8259, 8.1), the API server sends nothing else, and what
+/// policies receive must be JSON. serde_json checks UTF-8 only in the strings it
+/// reads: the fields it skips (unknown ones, here everything but the few read) could
+/// hold any bytes, so the whole text is checked once, first.
+fn check_utf8(json: &[u8]) -> Result<(), ReviewError> {
+    let Err(e) = std::str::from_utf8(json) else {
+        return Ok(());
+    };
+    let before = json.get(..e.valid_up_to()).unwrap_or_default();
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    Err(ReviewError::NotJson(format!(
+        "invalid UTF-8 at line {line} column {column} (JSON text must be UTF-8)"
+    )))
+}
+
 /// Parses a whole AdmissionReview body.
 pub fn parse(body: &[u8]) -> Result<Review<'_>, ReviewError> {
+    check_utf8(body)?;
     let envelope: Envelope<'_> =
         serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
     if !is_object(body) {
@@ -230,11 +252,20 @@ pub fn parse(body: &[u8]) -> Result<Review<'_>, ReviewError> {
     }
     let raw = present(envelope.request).ok_or(ReviewError::NoRequest)?;
     let range = range_in(body, raw.get());
-    parse_request(body.get(range).unwrap_or_default())
+    read_request(body.get(range).unwrap_or_default())
 }
 
 /// Parses the `request` of an AdmissionReview (its JSON alone).
 pub fn parse_request(raw: &[u8]) -> Result<Review<'_>, ReviewError> {
+    check_utf8(raw).map_err(|e| match e {
+        ReviewError::NotJson(message) => ReviewError::InvalidRequest(message),
+        other => other,
+    })?;
+    read_request(raw)
+}
+
+/// [`parse_request`] for JSON already checked to be UTF-8.
+fn read_request(raw: &[u8]) -> Result<Review<'_>, ReviewError> {
     if !is_object(raw) {
         return Err(ReviewError::InvalidRequest("expected a JSON object".into()));
     }
@@ -460,6 +491,39 @@ mod tests {
         let review = parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
         assert!(review.old_object().is_none());
         assert!(review.with_old_object_as_object().is_none());
+    }
+
+    /// serde_json checks UTF-8 only in the strings it reads; bytes that are not
+    /// UTF-8 in a field it skips made a body that is not JSON an accepted review
+    /// (fuzz finding, fuzz/corpus/admission/crash-c8b732...: a top-level `object`
+    /// beside `request` with a key holding 0x9b 0x87).
+    #[test]
+    fn a_body_that_is_not_utf8_is_not_json_wherever_the_bytes_are() {
+        let valid = body(pod_request());
+        assert!(parse(&valid).is_ok());
+        // Beside the request, in a field the parser skips.
+        let mut beside =
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","#.to_vec();
+        beside.extend_from_slice(b"\n\"extra\":{\"m\x9b\x87\":1},\"request\":");
+        beside.extend_from_slice(&serde_json::to_vec(&pod_request()).unwrap_or_default());
+        beside.push(b'}');
+        assert_eq!(
+            parse(&beside).err(),
+            Some(ReviewError::NotJson(
+                "invalid UTF-8 at line 2 column 12 (JSON text must be UTF-8)".into()
+            ))
+        );
+        // Inside the request, in a field it skips, given as the request alone.
+        let request = serde_json::to_vec(&pod_request()).unwrap_or_default();
+        let mut inside = b"{\"skipped\":\"\xff\",".to_vec();
+        inside.extend_from_slice(request.get(1..).unwrap_or_default());
+        assert_eq!(
+            parse_request(&inside).err(),
+            Some(ReviewError::InvalidRequest(
+                "invalid UTF-8 at line 1 column 13 (JSON text must be UTF-8)".into()
+            ))
+        );
+        assert!(parse_request(&request).is_ok());
     }
 
     #[test]
