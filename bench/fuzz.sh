@@ -18,7 +18,8 @@
 # Each target starts from its corpus, fuzz/corpus/TARGET (kept in the repository:
 # tests/properties.rs runs every file of it on stable), and adds what raises
 # coverage there; afterwards `cargo fuzz cmin` minimises the corpus in place
-# (MINIMIZE=0 skips that). A crash stops the target: libFuzzer saves the input in
+# (MINIMIZE=0 skips that; inputs named crash-*, timeout-* or oom-*, the regression
+# tests, are kept as they are). A crash stops the target: libFuzzer saves the input in
 # fuzz/artifacts/TARGET/ and this script says so; fix the bug and copy the input
 # into fuzz/corpus/TARGET/ so the regression test keeps it.
 #
@@ -95,8 +96,23 @@ for target in "${TARGETS[@]}"; do
     continue
   fi
   if [ "$MINIMIZE" = 1 ]; then
+    # Crashes found and fixed (crash-*, timeout-*, oom-*, as libFuzzer names them) are
+    # regression tests: cmin would drop them when their coverage is elsewhere, or
+    # rename them, so they are set aside and put back.
+    kept_dir="$LOG_DIR/kept-$target"
+    mkdir -p "$kept_dir"
+    find "fuzz/corpus/$target" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) \
+      -exec mv -t "$kept_dir" {} +
     (cd fuzz && nice -n 10 "${CARGO[@]}" fuzz cmin --release "$target" "corpus/$target" -- \
       -max_len="$(max_len "$target")" -timeout=20 -rss_limit_mb=4096) >"$log.cmin" 2>&1
+    cmin_status=$?
+    # cargo fuzz cmin exits 0 when the merge fails, leaving the corpus as it was.
+    grep -q "Failed to minimize" "$log.cmin" && cmin_status=1
+    mv -t "fuzz/corpus/$target" "$kept_dir"/* 2>/dev/null || true
+    if [ "$cmin_status" -ne 0 ]; then
+      failed=1
+      echo "  minimising failed (exit $cmin_status):"; tail -5 "$log.cmin" | sed 's/^/    /'
+    fi
     kept=$(find "fuzz/corpus/$target" -type f | wc -l)
     bytes=$(du -sk "fuzz/corpus/$target" | cut -f1)
     echo "  minimised: $kept files, ${bytes} KiB"
