@@ -30,6 +30,10 @@ var registered policy
 // init runs once when the host pre-initializes the module.
 func Register[S any](fn func(*Request[S]) Verdict, defaults func() S) {
 	registered = registration[S]{fn: fn, defaults: defaults}
+	// encoding/json builds its decoder for S by reflection on first use: do it
+	// now, at pre-initialization, so that no request pays for it.
+	s := defaults()
+	_ = json.Unmarshal([]byte("{}"), &s)
 }
 
 func (r registration[S]) settings(input []byte) (S, error) {
@@ -59,30 +63,24 @@ func (r registration[S]) validateSettings(input []byte) SettingsValidation {
 
 func (r registration[S]) validate(input []byte) Verdict {
 	req := Request[S]{Settings: r.defaults()}
-	if err := json.Unmarshal(input, &req); err != nil {
+	if err := decodeInput(input, &req); err != nil {
 		return Error("policy could not read its input: " + err.Error())
 	}
 	return r.fn(&req)
 }
 
+const notRegistered = "the module registered no policy: call plate.Register in an init function"
+
 func validateSettingsJSON(input []byte) []byte {
 	if registered == nil {
-		return mustJSON(SettingsValidation{Message: "the module registered no policy: call plate.Register in an init function"})
+		return SettingsValidation{Message: notRegistered}.encode()
 	}
-	return mustJSON(registered.validateSettings(input))
+	return registered.validateSettings(input).encode()
 }
 
 func validateJSON(input []byte) []byte {
 	if registered == nil {
-		return mustJSON(Error("the module registered no policy: call plate.Register in an init function"))
+		return Error(notRegistered).encode()
 	}
-	return mustJSON(registered.validate(input))
-}
-
-func mustJSON(v any) []byte {
-	out, err := json.Marshal(v)
-	if err != nil {
-		return []byte(`{"allowed":false,"error":"the policy could not encode its verdict"}`)
-	}
-	return out
+	return registered.validate(input).encode()
 }

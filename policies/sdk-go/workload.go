@@ -1,10 +1,10 @@
 package plate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Containers of every pod-bearing object: Pods, pod templates, the built-in
@@ -98,82 +98,90 @@ func podSpecPath(kind string) []string {
 	}
 }
 
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
-}
-
-// field decodes the object raw and returns the member key (exact case, as the API
-// server reads it; encoding/json's struct decoding would also match other cases).
-func field(raw json.RawMessage, key string) (json.RawMessage, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return nil, err
-	}
-	return members[key], nil
-}
+func isNull(raw json.RawMessage) bool { return isNullValue(raw) }
 
 // ContainersOf lists every container of object (of kind kind), in spec order:
 // containers, init containers, ephemeral containers. Objects with no pod spec give
 // an empty list; a malformed pod spec of a pod-bearing kind is an error.
 func ContainersOf(kind string, object json.RawMessage) ([]ContainerRef, error) {
 	fail := func(err error) ([]ContainerRef, error) {
-		if kind == "Pod" || kind == "PodTemplate" || kind == "CronJob" || IsPodBearingKind(kind) {
+		if IsPodBearingKind(kind) {
 			return nil, fmt.Errorf("cannot read the pod spec of the %s: %w", kind, err)
 		}
 		// A custom kind whose spec.template is something else has no pod spec.
 		return nil, nil
 	}
 	path := podSpecPath(kind)
-	spec := object
+	spec := []byte(object)
 	for _, key := range path {
-		if isNull(spec) {
+		if isNullValue(spec) {
 			return nil, nil
 		}
-		next, err := field(spec, key)
+		next, err := member(spec, key)
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("%s: %w", key, err))
 		}
 		spec = next
 	}
-	if isNull(spec) {
+	if isNullValue(spec) {
 		return nil, nil
 	}
-	var lists map[string]json.RawMessage
-	if err := json.Unmarshal(spec, &lists); err != nil {
+	lists := [3][]byte{}
+	err := members(spec, func(key, value []byte) error {
+		for _, section := range []ContainerSection{Containers, InitContainers, EphemeralContainers} {
+			if keyIs(key, section.Field()) {
+				lists[section] = value
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return fail(err)
 	}
-	base := path[0]
-	for _, p := range path[1:] {
-		base += "." + p
-	}
+	base := strings.Join(path, ".")
 	var out []ContainerRef
 	for _, section := range []ContainerSection{Containers, InitContainers, EphemeralContainers} {
-		raw := lists[section.Field()]
-		if isNull(raw) {
+		raw := lists[section]
+		if isNullValue(raw) {
 			continue
 		}
-		var items []map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return fail(err)
-		}
-		for i, item := range items {
+		i := 0
+		err := elements(raw, func(item []byte) error {
 			c := ContainerRef{Section: section, Path: base + "." + section.Field() + "[" + strconv.Itoa(i) + "]"}
-			if name := item["name"]; !isNull(name) {
-				if err := json.Unmarshal(name, &c.Name); err != nil {
-					return fail(err)
+			i++
+			err := members(item, func(key, value []byte) error {
+				var err error
+				switch {
+				case keyIs(key, "name"):
+					if !isNullValue(value) {
+						c.Name, err = unquote(value)
+					}
+				case keyIs(key, "image"):
+					if !isNullValue(value) {
+						var image string
+						image, err = unquote(value)
+						c.Image = &image
+					} else {
+						c.Image = nil
+					}
+				case keyIs(key, "resources"):
+					if !isNullValue(value) {
+						c.Resources = json.RawMessage(value)
+					}
 				}
-			}
-			if image := item["image"]; !isNull(image) {
-				var s string
-				if err := json.Unmarshal(image, &s); err != nil {
-					return fail(err)
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", c.Path, key, err)
 				}
-				c.Image = &s
-			}
-			if resources := item["resources"]; !isNull(resources) {
-				c.Resources = resources
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			out = append(out, c)
+			return nil
+		})
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", section.Field(), err))
 		}
 	}
 	return out, nil
