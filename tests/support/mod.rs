@@ -176,6 +176,7 @@ pub fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
 pub mod cluster;
 pub mod command;
 pub mod docs;
+pub mod go;
 pub mod h2;
 pub mod https;
 pub mod process;

@@ -520,8 +520,9 @@ fn classify(
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout_ms),
         Some(Trap::StackOverflow) => EvalError::StackOverflow,
+        // The guest's own words first: a warning is cut at 119 characters.
         Some(trap) => EvalError::Trap(match said {
-            Some(line) => format!("{trap} (its error output: {line:?})"),
+            Some(line) => format!("{line} ({trap})"),
             None => trap.to_string(),
         }),
         None => other(format!("{error:#}")),
