@@ -89,7 +89,7 @@ pub enum LoadError {
     Invalid(String),
     #[error(
         "imports {0}, which the host does not provide: policies may import \
-         \"plate\".\"lookup_object\" and WASI preview 1 (\"wasi_snapshot_preview1\")"
+         \"plate\".\"lookup_object\" and the WASI preview 1 functions of docs/abi.md"
     )]
     Imports(String),
     #[error(
