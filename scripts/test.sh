@@ -26,6 +26,16 @@ prometheus --version 2>&1 | head -n 1
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "Go policies: gofmt, go vet, go test (the Go SDK and the Go modules)"
+command -v go >/dev/null 2>&1 || { echo "Go is needed (Go policies, the cluster harness)" >&2; exit 1; }
+go version
+GO_MODULES=(policies/sdk-go policies/trusted-registries/go policies/testing/go-hostile)
+unformatted="$(gofmt -l "${GO_MODULES[@]}")"
+[ -z "$unformatted" ] || { printf 'not gofmt-clean:\n%s\n' "$unformatted" >&2; exit 1; }
+for module in "${GO_MODULES[@]}"; do
+  (cd "$module" && go vet ./... && GOOS=wasip1 GOARCH=wasm go vet ./... && go test ./...)
+done
+
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

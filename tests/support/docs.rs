@@ -198,6 +198,9 @@ pub fn matches(expected: &[String], actual: &[String]) -> bool {
 /// What the documentation calls the checkout in commands and output.
 pub const CHECKOUT: &str = "/path/to/plate-policy";
 
+/// Runs `[VAR=value...] go ...` in a directory, returning what it printed.
+pub type GoRunner = fn(&Path, &[&str]) -> Vec<String>;
+
 /// Where a shown session runs and what it has done.
 pub struct Session {
     pub cwd: std::path::PathBuf,
@@ -207,7 +210,7 @@ pub struct Session {
     pub cargo_build: Option<fn(&Path)>,
     /// Runs `[VAR=value...] go ...` in the given directory as shown, returning what
     /// it printed (the walkthrough of docs/authoring-go.md).
-    pub go: Option<fn(&Path, &[&str]) -> Vec<String>>,
+    pub go: Option<GoRunner>,
 }
 
 impl Session {
@@ -279,7 +282,7 @@ fn execute(step: &Step, session: &mut Session) -> Result<Vec<String>, String> {
             None => Err("cargo build is not run here".into()),
         },
         words
-            if words.iter().any(|w| *w == "go")
+            if words.contains(&"go")
                 && words
                     .iter()
                     .take_while(|w| **w != "go")
