@@ -538,3 +538,45 @@ fn log_output(policy: &str, sandbox: &WasiSandbox) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::preinit::tests::{INIT_OK, reactor};
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::new(&EngineConfig {
+            max_concurrent_instances: 4,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_wasi_reactor_runs_from_its_initialized_snapshot_each_time_afresh() {
+        let engine = engine();
+        let module = engine
+            .load(&reactor(preinit::INIT_FUNC, INIT_OK))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(module.uses_wasi());
+        let slot = engine
+            .evaluation_slot_blocking()
+            .unwrap_or_else(|| panic!("no slot"));
+        // The module traps unless initialized, and on any call but its instance's
+        // first: two evaluations pass only from a snapshot, each in a new instance.
+        for _ in 0..2 {
+            let (verdict, _) = module.evaluate(&slot, &[b"{}"], &Limits::DEFAULT, None);
+            assert_eq!(verdict.map(|v| v.violations.len()), Ok(0));
+        }
+    }
+
+    #[test]
+    fn a_wasi_command_is_refused_with_how_to_build_a_reactor() {
+        let refused = engine()
+            .load(&reactor(preinit::COMMAND_FUNC, INIT_OK))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("is a WASI command"), "{refused}");
+        assert!(refused.contains("-buildmode=c-shared"), "{refused}");
+    }
+}

@@ -32,8 +32,12 @@ const INIT_FUEL: u64 = 4_000_000_000;
 
 /// Runs `_initialize` of `bytes` once and returns the snapshot module.
 pub fn snapshot(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    snapshot_with_fuel(bytes, INIT_FUEL)
+}
+
+fn snapshot_with_fuel(bytes: &[u8], fuel: u64) -> Result<Vec<u8>, LoadError> {
     // wasmtime-wizer asserts on malformed input in places; a panic is a refusal.
-    match catch_unwind(AssertUnwindSafe(|| run(bytes))) {
+    match catch_unwind(AssertUnwindSafe(|| run(bytes, fuel))) {
         Ok(result) => result,
         Err(_) => Err(LoadError::Preinit(
             "the pre-initializer failed on this module (wasmtime-wizer panicked)".into(),
@@ -45,7 +49,7 @@ fn preinit_error(what: &str) -> impl Fn(wasmtime::Error) -> LoadError + '_ {
     move |e| LoadError::Preinit(format!("{what}: {e:#}"))
 }
 
-fn run(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+fn run(bytes: &[u8], fuel: u64) -> Result<Vec<u8>, LoadError> {
     let mut config = Config::new();
     config
         .cranelift_opt_level(OptLevel::None)
@@ -72,7 +76,7 @@ fn run(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
     let mut store = Store::new(&engine, state);
     store.limiter(|state| state);
     store
-        .set_fuel(INIT_FUEL)
+        .set_fuel(fuel)
         .map_err(preinit_error("cannot set its fuel"))?;
     let instance = linker
         .instantiate(&mut store, &module)
@@ -178,5 +182,90 @@ impl InstanceState for Snapshot<'_> {
                 contents(&[]);
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A WASI reactor in WAT: `_initialize` copies the verdict into place and sets
+    /// a global; `plate_validate` traps unless both are there and unless it is the
+    /// instance's first call. `INIT` is replaced by the initializer's body.
+    pub const REACTOR: &str = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 64) "{\"valid\":true}")
+      (data (i32.const 1000) "{\"allowed\":true}")
+      (data (i32.const 300) "boom\n")
+      (global $initialized (mut i32) (i32.const 0))
+      (global $calls (mut i32) (i32.const 0))
+      (global $next (mut i32) (i32.const 4096))
+      (func (export "ENTRY") INIT)
+      (func (export "plate_abi_version") (result i32) (i32.const 2))
+      (func (export "plate_alloc") (param $len i32) (result i32)
+        (local $ptr i32)
+        (local.set $ptr (global.get $next))
+        (global.set $next (i32.add (local.get $ptr) (local.get $len)))
+        (local.get $ptr))
+      (func (export "plate_validate_settings") (param i32 i32) (result i64)
+        (i64.or (i64.shl (i64.const 64) (i64.const 32)) (i64.const 14)))
+      (func (export "plate_validate") (param i32 i32) (result i64)
+        (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+        (if (i32.ne (global.get $calls) (i32.const 1)) (then unreachable))
+        (if (i32.eqz (global.get $initialized)) (then unreachable))
+        (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 16))))"#;
+
+    /// Copies the verdict to offset 16 and marks the instance initialized.
+    pub const INIT_OK: &str = "(memory.copy (i32.const 16) (i32.const 1000) (i32.const 16)) (global.set $initialized (i32.const 1))";
+    const INIT_LOOP: &str = "(loop $l (br $l))";
+    /// Writes "boom\n" to stderr (iovec at 200), then exits with status 7.
+    const INIT_EXIT: &str = "(i32.store (i32.const 200) (i32.const 300)) (i32.store (i32.const 204) (i32.const 5)) (drop (call $fd_write (i32.const 2) (i32.const 200) (i32.const 1) (i32.const 220))) (call $proc_exit (i32.const 7))";
+
+    pub fn reactor(entry: &str, init: &str) -> Vec<u8> {
+        let text = REACTOR.replace("ENTRY", entry).replace("INIT", init);
+        wat::parse_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_initializer_that_exits_loops_or_grows_without_end_is_refused_with_why() {
+        let exit = snapshot(&reactor(INIT_FUNC, INIT_EXIT))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            exit.as_deref(),
+            Some("could not be pre-initialized: _initialize exited with status 7: boom")
+        );
+        let endless = snapshot_with_fuel(&reactor(INIT_FUNC, INIT_LOOP), 1_000_000)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            endless.contains("did not finish within its budget"),
+            "{endless}"
+        );
+        let grows = snapshot(&reactor(
+            INIT_FUNC,
+            "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1024)) (i32.const -1))))",
+        ))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            grows.contains("exceeded the largest memory a policy may have"),
+            "{grows}"
+        );
+        assert!(snapshot(&reactor(INIT_FUNC, INIT_OK)).is_ok());
+    }
+
+    #[test]
+    fn first_lines_skip_blank_lines_and_are_bounded() {
+        assert_eq!(
+            first_line("\n  \npanic: x\ngoroutine 1"),
+            Some("panic: x".into())
+        );
+        assert_eq!(first_line(" \n"), None);
+        assert_eq!(first_line(&"é".repeat(400)).map(|l| l.len()), Some(300));
     }
 }
