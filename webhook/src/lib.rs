@@ -6,6 +6,7 @@
 //! maps the modules.
 
 pub mod admission;
+pub mod audit;
 pub mod builtin;
 pub mod certs;
 pub mod cli;

@@ -2,6 +2,7 @@
 //! Each command returns its process exit code; errors meant for the user are
 //! printed by the command itself.
 
+pub mod audit;
 pub mod bench;
 pub mod certs;
 pub mod check;
@@ -57,7 +58,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA, serving certificate and client certificate.
     Certs(certs::CertsArgs),
-    /// Write a new policy crate (Rust, builds to wasm) with a policy set and a test suite.
+    /// Judge what already exists in a cluster with the policy set; exit 1 if admission would deny something.
+    Audit(Box<audit::AuditArgs>),
+    /// Write a new policy (a Rust crate, or with --lang go a Go module) with a policy set and a test suite.
     New(new::NewArgs),
     /// Evaluate one module against one object, without a policy set; print its verdict.
     Run(Box<run::RunArgs>),

@@ -84,6 +84,8 @@ pub struct Policy {
     pub context: Arc<[ObjectKind]>,
     /// On UPDATE, violations the old object already had are dropped.
     pub allow_existing_violations: bool,
+    /// `plate-policy audit` judges existing objects with it.
+    pub audit: bool,
 }
 
 impl Policy {
@@ -496,6 +498,7 @@ impl Loader<'_> {
                 limits,
                 context: entry.context.value.into(),
                 allow_existing_violations: entry.allow_existing_violations,
+                audit: entry.audit,
             }));
         }
         Some(PolicySet {

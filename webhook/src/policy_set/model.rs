@@ -128,6 +128,14 @@ pub struct PolicyEntry {
     /// message), so an existing violation does not block unrelated updates.
     #[serde(default)]
     pub allow_existing_violations: bool,
+    /// Whether `plate-policy audit` judges existing objects with this policy; false
+    /// for rules that only make sense for an operation (DELETE, UPDATE-only).
+    #[serde(default = "audited")]
+    pub audit: bool,
+}
+
+fn audited() -> bool {
+    true
 }
 
 fn no_context() -> Spanned<Vec<crate::objects::ObjectKind>> {
