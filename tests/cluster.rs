@@ -1249,3 +1249,285 @@ fn oversized_review_is_denied_by_plate_policy_even_with_failure_policy_ignore() 
     let small = unique("small");
     create(&c, &pod_manifest(&small, "plate-prod", "nginx:1.25")).success();
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 16: `plate-policy audit` judges what already exists.
+
+/// `plate-policy audit ARGS --kubeconfig (the admin's)`: exit code, stdout, stderr.
+fn audit(c: &Cluster, args: &[&str]) -> (Option<i32>, String, String) {
+    let kubeconfig = c.env.kubeconfig.display().to_string();
+    let mut all = vec!["audit", "--kubeconfig", kubeconfig.as_str()];
+    all.extend_from_slice(args);
+    let out = support::command::plate_policy(&all);
+    (
+        out.status.code(),
+        support::command::stdout(&out),
+        support::command::stderr(&out),
+    )
+}
+
+/// The results of `audit -o json` about `resource`.
+fn audit_results(c: &Cluster, args: &[&str], resource: &str) -> (Option<i32>, Vec<Value>) {
+    let mut all = vec!["-o", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = audit(c, &all);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("audit -o json: {e}\n{stdout}\n{stderr}"));
+    let rows = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["resource"] == resource)
+        .cloned()
+        .collect();
+    (code, rows)
+}
+
+/// A Deployment with no replicas (the controllers make a ReplicaSet, no Pods).
+fn deployment_manifest(name: &str, ns: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+          resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
+"
+    )
+}
+
+/// A policy set of the built-in no-latest-tag alone, judging only namespace `ns`.
+fn only_latest_in(ns: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("set.yaml"),
+        format!(
+            "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {{name: audit}}\nspec:\n  policies:\n    - name: no-latest-tag\n      module: builtin:no-latest-tag\n      environments: [prod]\n      match:\n        kinds: [apps/Deployment]\n        namespaces: {{include: [{ns}]}}\n    - name: delete-guard\n      module: builtin:no-latest-tag\n      audit: false\n      match: {{kinds: [apps/Deployment], operations: [DELETE]}}\n    - name: widgets\n      module: builtin:no-latest-tag\n      match: {{kinds: [example.com/Widget]}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_finds_a_violation_admitted_while_the_webhook_was_absent_and_follows_fixes_and_relabels() {
+    let mut c = cluster();
+    c.dirty = true;
+    // The webhook is absent: its configuration removed (the next test restores it).
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("audit-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let resource = format!("Deployment/{ns}/{name}");
+    let set = only_latest_in(&ns);
+    let set_file = set.path().join("set.yaml");
+    let set_arg = ["--policies", set_file.to_str().unwrap_or_default()];
+
+    // Found, with everything a report needs; exit 1: admission would deny it today.
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert_eq!(code, Some(1), "{rows:?}");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["policy"], "no-latest-tag");
+    assert_eq!(row["result"], "fail");
+    assert_eq!(row["mode"], "enforce");
+    assert_eq!(row["environment"], "prod");
+    assert_eq!(row["key"], "container:web");
+    assert_eq!(row["path"], "spec.template.spec.containers[0].image");
+    assert!(
+        row["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the \"latest\" tag is not allowed in prod")),
+        "{row}"
+    );
+    // The built-in set finds it too, in the table.
+    let (code, table, _) = audit(&c, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        table.lines().any(|l| l.starts_with(&resource)
+            && l.contains("no-latest-tag")
+            && l.contains(" fail ")),
+        "{table}"
+    );
+
+    // Its namespace relabelled to staging: no-latest-tag does not apply there.
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=development",
+        "--overwrite",
+    ])
+    .success();
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(code, Some(0), "nothing in the audited namespace violates");
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    assert_eq!(audit_results(&c, &set_arg, &resource).1.len(), 1);
+
+    // Fixed: gone, and exit 0.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        "web=harbor.cocdev.co.kr/plate/plate-api:2.4.1",
+    ])
+    .success();
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(code, Some(0));
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_makes_prod_ingresses_fail_when_their_cluster_issuer_moves_to_the_staging_acme_server() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let issuer = unique("audit-acme");
+    let issuer_manifest = |server: &str| {
+        format!(
+            "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: {issuer}}}
+spec:
+  acme:
+    server: {server}
+    privateKeySecretRef: {{name: {issuer}-key}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
+"
+        )
+    };
+    c.apply(&issuer_manifest(
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let ingress = unique("web");
+    c.apply(&format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {ingress}
+  namespace: plate-prod
+  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
+spec:
+  rules: [{{host: web.example.com}}]
+  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
+"
+    ))
+    .success();
+    let resource = format!("Ingress/plate-prod/{ingress}");
+    let staging_rows = |rows: &[Value]| {
+        rows.iter()
+            .filter(|r| r["policy"] == "no-staging-issuer")
+            .count()
+    };
+    let (_, rows) = audit_results(&c, &[], &resource);
+    assert_eq!(staging_rows(&rows), 0, "{rows:?}");
+    c.apply(&issuer_manifest(
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let (code, rows) = audit_results(&c, &[], &resource);
+    assert_eq!(code, Some(1));
+    assert_eq!(staging_rows(&rows), 1, "{rows:?}");
+    let _ = c.kubectl(&["delete", "ingress", "-n", "plate-prod", &ingress]);
+    let _ = c.kubectl(&["delete", "clusterissuer", &issuer]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_says_why_it_cannot_run_and_what_it_skipped() {
+    let c = cluster();
+    let ns = unique("audit-skip");
+    let set = only_latest_in(&ns);
+    let set_file = set.path().join("set.yaml");
+    let set_file = set_file.to_str().unwrap_or_default();
+
+    // Skipped, with the reason: an entry with audit: false, a kind the cluster
+    // does not serve; nothing violates, exit 0.
+    let (code, table, stderr) = audit(&c, &["--policies", set_file]);
+    assert_eq!(code, Some(0), "{table}{stderr}");
+    assert!(
+        table.contains("SKIP  policy delete-guard: audit: false in the policy set"),
+        "{table}"
+    );
+    assert!(
+        table.contains("SKIP  example.com/Widget: the cluster does not serve this kind"),
+        "{table}"
+    );
+
+    // No cluster: nothing listens on the address the kubeconfig names.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let admin = std::fs::read_to_string(&c.env.kubeconfig).unwrap_or_default();
+    let server = format!("https://{}:{}", c.env.api_host, c.env.api_port);
+    assert!(
+        admin.contains(&server),
+        "the admin kubeconfig names {server}"
+    );
+    let nowhere = dir.path().join("nowhere.kubeconfig");
+    std::fs::write(&nowhere, admin.replace(&server, "https://127.0.0.1:1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = support::command::plate_policy(&[
+        "audit",
+        "--kubeconfig",
+        nowhere.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::command::stderr(&out);
+    assert!(err.contains("cannot discover the cluster's API"), "{err}");
+
+    // No permission: a ServiceAccount without any role.
+    let sa = unique("auditor");
+    c.kubectl(&["create", "serviceaccount", &sa, "-n", "default"])
+        .success();
+    let token = c
+        .kubectl(&["create", "token", &sa, "-n", "default"])
+        .success()
+        .stdout;
+    let kubeconfig = dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: '{}'}}}}]\nusers: [{{name: u, user: {{token: '{}'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            c.env.ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = support::command::plate_policy(&[
+        "audit",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::command::stderr(&out);
+    assert!(
+        err.contains("cannot list") && err.contains("forbidden"),
+        "{err}"
+    );
+    assert!(err.contains("the audit needs get and list"), "{err}");
+    let _ = c.kubectl(&["delete", "serviceaccount", &sa, "-n", "default"]);
+}
