@@ -224,8 +224,6 @@ fn write_junit(report: &Report) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn clap_accepts_the_documented_flags() {
         use clap::Parser;
