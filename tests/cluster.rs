@@ -1531,3 +1531,393 @@ fn audit_says_why_it_cannot_run_and_what_it_skipped() {
     assert!(err.contains("the audit needs get and list"), "{err}");
     let _ = c.kubectl(&["delete", "serviceaccount", &sa, "-n", "default"]);
 }
+
+/// `plate-policy audit --watch` as a child process: its metrics address read from
+/// its log; killed when dropped.
+struct Auditor {
+    child: std::process::Child,
+    metrics: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Auditor {
+    fn start(c: &Cluster, args: &[&str]) -> Auditor {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plate-policy"))
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info,plate_policy::admission=warn",
+            ])
+            .args(["audit", "--watch", "--kubeconfig"])
+            .arg(&c.env.kubeconfig)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(support::repo_root())
+            .env_remove("POD_NAMESPACE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the audit: {e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(mut all) = sink.lock() {
+                    all.push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let metrics = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("the audit did not start serving metrics: {e}"));
+            if line.contains("serving audit metrics") {
+                let value: Value = serde_json::from_str(&line).unwrap_or_default();
+                break value["fields"]["metrics"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no address in {line}"));
+            }
+        };
+        Auditor {
+            child,
+            metrics,
+            log,
+        }
+    }
+
+    /// The value of the metric series whose line starts with `series`.
+    fn metric(&self, series: &str) -> Option<f64> {
+        let (code, text) = support::https::http_get(self.metrics, "/metrics").ok()?;
+        (code == 200).then_some(())?;
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn ready(&self) -> bool {
+        matches!(
+            support::https::http_get(self.metrics, "/readyz"),
+            Ok((200, _))
+        )
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for Auditor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The report of the object with `uid` in `ns` (None: there is none).
+fn report_of(c: &Cluster, ns: &str, uid: &str) -> Option<Value> {
+    let out = c.kubectl(&["get", "reports.openreports.io", "-n", ns, uid, "-o", "json"]);
+    out.ok()
+        .then(|| serde_json::from_str(&out.stdout).unwrap_or_default())
+}
+
+fn uid_of(c: &Cluster, what: &[&str]) -> String {
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["-o", "jsonpath={.metadata.uid}"]);
+    c.kubectl(&args).success().stdout.trim().to_string()
+}
+
+/// Polls until the report of `uid` satisfies `accept`; returns it and how long it took.
+fn await_report(
+    c: &Cluster,
+    ns: &str,
+    uid: &str,
+    what: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let start = Instant::now();
+    let report = support::cluster::poll(Duration::from_secs(30), what, || {
+        report_of(c, ns, uid).filter(|r| accept(r))
+    });
+    (report, start.elapsed())
+}
+
+fn results_of<'a>(report: &'a Value, policy: &str) -> Vec<&'a Value> {
+    report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["policy"] == policy)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_keeps_a_report_per_resource_true_to_the_cluster() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("watch-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let uid = uid_of(&c, &["deployment", "-n", &ns, &name]);
+    let set_dir = only_latest_in(&ns);
+    let set_file = set_dir.path().join("set.yaml");
+    let auditor = Auditor::start(&c, &["--policies", set_file.to_str().unwrap_or_default()]);
+    let violations = "plate_policy_audit_violations{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\"}";
+
+    // Found: a failed result with the key, message and properties.
+    let (report, _) = await_report(&c, &ns, &uid, "the report of the Deployment", |r| {
+        r["summary"]["fail"] == 1
+    });
+    let fail = results_of(&report, "no-latest-tag");
+    assert_eq!(fail.len(), 1, "{report}");
+    assert_eq!(fail[0]["result"], "fail");
+    assert_eq!(fail[0]["rule"], "container:web");
+    assert_eq!(fail[0]["source"], "plate-policy");
+    assert_eq!(fail[0]["properties"]["environment"], "prod");
+    assert_eq!(
+        fail[0]["properties"]["path"],
+        "spec.template.spec.containers[0].image"
+    );
+    assert_eq!(report["scope"]["uid"], uid.as_str());
+    assert_eq!(
+        report["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    poll(Duration::from_secs(10), "the violations metric", || {
+        (auditor.metric(violations) == Some(1.0)).then_some(())
+    });
+    poll(
+        Duration::from_secs(10),
+        "readiness after the first pass",
+        || auditor.ready().then_some(()),
+    );
+
+    // Its namespace relabelled to staging: a pass.
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=development",
+        "--overwrite",
+    ])
+    .success();
+    let (report, took) = await_report(&c, &ns, &uid, "a pass after the relabel", |r| {
+        r["summary"]["fail"] == 0
+    });
+    let pass = results_of(&report, "no-latest-tag");
+    assert_eq!(pass.len(), 1, "{report}");
+    assert_eq!(pass[0]["result"], "pass");
+    eprintln!("relabel re-reported in {took:?}");
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    await_report(&c, &ns, &uid, "a fail after relabelling back", |r| {
+        r["summary"]["fail"] == 1
+    });
+
+    // Fixed: the result turns into a pass, the metric to 0.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        "web=harbor.cocdev.co.kr/plate/plate-api:2.4.1",
+    ])
+    .success();
+    let (_, took) = await_report(&c, &ns, &uid, "a pass after the fix", |r| {
+        r["summary"]["fail"] == 0 && r["summary"]["pass"] == 1
+    });
+    eprintln!("one changed object re-reported in {took:?}");
+    poll(
+        Duration::from_secs(10),
+        "the violations metric back to 0",
+        || (auditor.metric(violations) == Some(0.0)).then_some(()),
+    );
+
+    // A policy-set reload re-audits: the same policy in warn mode warns.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        &format!("web={PLATE_API_LATEST}"),
+    ])
+    .success();
+    await_report(&c, &ns, &uid, "a fail again", |r| r["summary"]["fail"] == 1);
+    let text = std::fs::read_to_string(&set_file).unwrap_or_default();
+    std::fs::write(
+        &set_file,
+        text.replacen(
+            "      environments: [prod]\n",
+            "      environments: [prod]\n      mode: warn\n",
+            1,
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    await_report(&c, &ns, &uid, "a warn after the policy set changed", |r| {
+        r["summary"]["warn"] == 1 && r["summary"]["fail"] == 0
+    });
+
+    // Deleted: the garbage collector removes its report.
+    c.kubectl(&["delete", "deployment", "-n", &ns, &name])
+        .success();
+    poll(
+        Duration::from_secs(60),
+        "the report to go with its Deployment",
+        || report_of(&c, &ns, &uid).is_none().then_some(()),
+    );
+    assert!(auditor.log_text().contains("first audit pass done"));
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_writes_nothing_unchanged_after_a_restart_and_follows_cluster_issuers() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let issuer = unique("watch-acme");
+    let issuer_manifest = |server: &str| {
+        format!(
+            "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: {issuer}}}
+spec:
+  acme:
+    server: {server}
+    privateKeySecretRef: {{name: {issuer}-key}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
+"
+        )
+    };
+    c.apply(&issuer_manifest(
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let ingress = unique("web");
+    c.apply(&format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {ingress}
+  namespace: plate-prod
+  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
+spec:
+  rules: [{{host: web.example.com}}]
+  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
+"
+    ))
+    .success();
+    let uid = uid_of(&c, &["ingress", "-n", "plate-prod", &ingress]);
+    let writes = "plate_policy_audit_report_writes_total{result=\"success\"}";
+    {
+        let auditor = Auditor::start(&c, &[]);
+        await_report(&c, "plate-prod", &uid, "the Ingress's report", |r| {
+            results_of(r, "no-staging-issuer")
+                .first()
+                .is_some_and(|x| x["result"] == "pass")
+        });
+        poll(Duration::from_secs(30), "the first pass", || {
+            auditor.ready().then_some(())
+        });
+    }
+    // A second process, nothing changed: its first pass writes no report.
+    let auditor = Auditor::start(&c, &[]);
+    poll(Duration::from_secs(30), "the first pass", || {
+        auditor.ready().then_some(())
+    });
+    assert_eq!(auditor.metric(writes), Some(0.0), "{}", auditor.log_text());
+    // The ClusterIssuer moves to the staging ACME server: the prod Ingress fails.
+    c.apply(&issuer_manifest(
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let (report, took) = await_report(
+        &c,
+        "plate-prod",
+        &uid,
+        "a fail once the issuer is staging",
+        |r| {
+            results_of(r, "no-staging-issuer")
+                .first()
+                .is_some_and(|x| x["result"] == "fail")
+        },
+    );
+    eprintln!("the Ingress re-reported {took:?} after its ClusterIssuer changed");
+    assert!(report.to_string().contains("acme-staging-v02"), "{report}");
+    assert_eq!(auditor.metric(writes), Some(1.0));
+    let _ = c.kubectl(&["delete", "ingress", "-n", "plate-prod", &ingress]);
+    let _ = c.kubectl(&["delete", "clusterissuer", &issuer]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_replicas_elect_one_leader_and_a_follower_takes_over() {
+    let c = cluster();
+    let lease = unique("audit-lease");
+    let args = [
+        "--lease-namespace",
+        "default",
+        "--lease-name",
+        lease.as_str(),
+    ];
+    let first = Auditor::start(&c, &[&args[..], &["--identity", "first"]].concat());
+    poll(Duration::from_secs(30), "the first replica to lead", || {
+        (first.metric("plate_policy_audit_leader") == Some(1.0)).then_some(())
+    });
+    let second = Auditor::start(&c, &[&args[..], &["--identity", "second"]].concat());
+    // The second waits: over several renewals of the first, it never leads.
+    let holder = || {
+        c.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "default",
+            &lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .success()
+        .stdout
+        .trim()
+        .to_string()
+    };
+    let watch_until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < watch_until {
+        assert_eq!(second.metric("plate_policy_audit_leader"), Some(0.0));
+        assert_eq!(first.metric("plate_policy_audit_leader"), Some(1.0));
+        assert_eq!(holder(), "first");
+    }
+    drop(first);
+    poll(
+        Duration::from_secs(40),
+        "the second replica to take over",
+        || (second.metric("plate_policy_audit_leader") == Some(1.0)).then_some(()),
+    );
+    let _ = c.kubectl(&["delete", "lease", "-n", "default", &lease]);
+}

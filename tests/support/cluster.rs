@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 pub const CERT_MANAGER: &str = "github.com/cert-manager/cert-manager@v1.21.2";
 /// ServiceMonitor and PrometheusRule CRDs come from this module.
 pub const PROMETHEUS_OPERATOR: &str = "github.com/prometheus-operator/prometheus-operator@v0.85.0";
+/// The policy report CRDs (Report, ClusterReport) come from this module.
+pub const OPENREPORTS: &str = "github.com/openreports/reports-api@v0.2.1";
 
 pub const RELEASE: &str = "plate-policy";
 pub const RELEASE_NS: &str = "plate-system";
@@ -309,6 +311,9 @@ pub fn crd_files() -> Vec<PathBuf> {
     let po = go_module_dir(PROMETHEUS_OPERATOR).join("example/prometheus-operator-crd");
     files.push(po.join("monitoring.coreos.com_servicemonitors.yaml"));
     files.push(po.join("monitoring.coreos.com_prometheusrules.yaml"));
+    let reports = go_module_dir(OPENREPORTS).join("config/crd");
+    files.push(reports.join("openreports.io_reports.yaml"));
+    files.push(reports.join("openreports.io_clusterreports.yaml"));
     files
 }
 

@@ -15,6 +15,12 @@
 //! the runtime, as the one-shot commands evaluate (a WASI guest's host calls run
 //! their own small runtime).
 
+pub mod lease;
+pub mod limit;
+pub mod metrics;
+pub mod report;
+pub mod watch;
+
 use crate::admission::{self, Context, Effect};
 use crate::engine::Engine;
 use crate::manifest::{self, RequestSpec};
@@ -55,8 +61,9 @@ pub struct AuditResult {
     pub environment: Option<String>,
     pub policy: String,
     pub mode: &'static str,
-    /// `fail` (an enforce-mode violation: admission would deny it), `warn`, `audit`
-    /// (the modes that allow), or `error` (the policy could not judge it).
+    /// `fail` (a violation of an enforce- or audit-mode policy; with mode enforce,
+    /// admission would deny the object today), `warn` (a violation of a warn-mode
+    /// policy), or `error` (the policy could not judge it).
     pub result: &'static str,
     /// The violation key (`container:api`); None for an error.
     pub key: Option<String>,
@@ -75,14 +82,17 @@ pub struct Skipped {
 
 /// Counts of the whole scan.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Objects judged (listed and matched by at least one audited policy).
     pub objects: usize,
     /// Objects listed.
     pub listed: usize,
-    /// Enforce-mode violations (result `fail`).
-    pub failures: usize,
-    pub warnings: usize,
+    /// Violations of enforce-mode policies: admission would deny these objects.
+    pub enforce_violations: usize,
+    /// Violations of warn- and audit-mode policies.
+    pub other_violations: usize,
+    /// Evaluations that gave no verdict.
     pub errors: usize,
 }
 
@@ -100,9 +110,10 @@ pub struct Options {
 }
 
 /// A kind to list, as the cluster serves it.
-struct Listed {
-    resource: ApiResource,
-    namespaced: bool,
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub resource: ApiResource,
+    pub namespaced: bool,
 }
 
 /// One page of the objects of `listed`, and the token of the next.
@@ -142,7 +153,7 @@ fn list_failure(error: &kube::Error) -> String {
 }
 
 /// The object as the JSON admission would see: its kind set, managedFields gone.
-fn to_value(mut object: DynamicObject, resource: &ApiResource) -> serde_json::Value {
+pub fn to_value(mut object: DynamicObject, resource: &ApiResource) -> serde_json::Value {
     object.types = Some(kube::api::TypeMeta {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),
@@ -151,61 +162,62 @@ fn to_value(mut object: DynamicObject, resource: &ApiResource) -> serde_json::Va
     serde_json::to_value(&object).unwrap_or(serde_json::Value::Null)
 }
 
-/// Runs a whole audit: discovery, namespaces, context objects, then each kind.
-/// `runtime` runs the listing; judging happens on this thread between pages.
-pub fn scan(
-    runtime: &tokio::runtime::Runtime,
-    client: &Client,
-    set: &PolicySet,
-    engine: &Engine,
-    options: &Options,
-) -> Result<Report, AuditError> {
-    let mut report = Report::default();
-    // Which policies audit, and which say they do not.
+/// What an audit looks at: the audited policies (a set of them), the kinds to list
+/// and the kinds policies may look up; and what it leaves out, with the reason.
+pub struct Plan {
+    pub set: PolicySet,
+    /// (API group, kind) named by the audited policies; kind `*`: the whole group.
+    pub kinds: BTreeSet<(String, String)>,
+    /// (API group, kind) the audited policies may look up.
+    pub context_kinds: BTreeSet<(String, String)>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Decides which policies audit and which kinds that means.
+pub fn plan(set: &PolicySet) -> Plan {
+    let mut skipped = Vec::new();
     let mut audited = Vec::new();
     for policy in &set.policies {
-        if policy.audit {
-            audited.push(policy.name.to_string());
-        } else {
-            report.skipped.push(Skipped {
+        if !policy.audit {
+            skipped.push(Skipped {
                 what: format!("policy {}", policy.name),
                 reason: "audit: false in the policy set (it judges an operation, not an object)"
                     .into(),
             });
-        }
-    }
-    let set = set.only(&audited).map_err(|e| AuditError::List {
-        what: "the policy set".into(),
-        why: e.to_string(),
-    })?;
-    for policy in &set.policies {
-        let judges_create = policy
+        } else if !policy
             .matcher
-            .operation_matches(review::Operation::Create, "");
-        if !judges_create {
-            report.skipped.push(Skipped {
+            .operation_matches(review::Operation::Create, "")
+        {
+            skipped.push(Skipped {
                 what: format!("policy {}", policy.name),
                 reason: "it does not match CREATE, and the audit judges each object as if it were created now; set audit: false".into(),
             });
+        } else {
+            audited.push(policy.name.to_string());
         }
     }
-
-    // The kinds to list: each named kind once.
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    // Every name comes from the set itself.
+    let set = set.only(&audited).unwrap_or_else(|_| PolicySet {
+        source: set.source.clone(),
+        name: set.name.clone(),
+        environments: set.environments.clone(),
+        policies: Vec::new(),
+    });
+    let mut kinds = BTreeSet::new();
     for policy in &set.policies {
         for selector in &policy.matcher.kinds {
             match &selector.group {
-                None => report.skipped.push(Skipped {
+                None => skipped.push(Skipped {
                     what: format!("policy {} kinds: *", policy.name),
                     reason: "matches every kind: the audit lists only kinds named in match.kinds (or group/*), so high-churn kinds such as Events and Leases are never swept up".into(),
                 }),
                 Some(group) => {
-                    wanted.insert((group.clone(), selector.kind.clone()));
+                    kinds.insert((group.clone(), selector.kind.clone()));
                 }
             }
         }
     }
-    let context_kinds: BTreeSet<(String, String)> = set
+    let context_kinds = set
         .policies
         .iter()
         .flat_map(|p| p.context.iter())
@@ -214,15 +226,42 @@ pub fn scan(
             (group.to_string(), k.kind.clone())
         })
         .collect();
-    let groups: BTreeSet<&str> = wanted
+    Plan {
+        set,
+        kinds,
+        context_kinds,
+        skipped,
+    }
+}
+
+/// The kinds of `plan` as the cluster serves them, found by API discovery; kinds
+/// it does not serve are added to `skipped`.
+pub struct Served {
+    /// Kinds to list and judge.
+    pub audited: Vec<Listed>,
+    /// Kinds policies may look up.
+    pub context: Vec<Listed>,
+    pub namespaces: Vec<Listed>,
+}
+
+/// Discovery of `plan`'s kinds.
+pub async fn discover(
+    client: &Client,
+    plan: &Plan,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Served, AuditError> {
+    let groups: BTreeSet<&str> = plan
+        .kinds
         .iter()
-        .chain(&context_kinds)
+        .chain(&plan.context_kinds)
         .map(|(g, _)| g.as_str())
         .chain([""])
         .collect();
     let groups: Vec<&str> = groups.into_iter().collect();
-    let discovery = runtime
-        .block_on(Discovery::new(client.clone()).filter(&groups).run())
+    let discovery = Discovery::new(client.clone())
+        .filter(&groups)
+        .run()
+        .await
         .map_err(|e| AuditError::Discovery(e.to_string()))?;
     let find = |group: &str, kind: &str| -> Vec<Listed> {
         discovery
@@ -243,11 +282,53 @@ pub fn scan(
             })
             .collect()
     };
+    let mut audited = Vec::new();
+    for (group, kind) in &plan.kinds {
+        let found = find(group, kind);
+        if found.is_empty() {
+            skipped.push(Skipped {
+                what: if group.is_empty() {
+                    kind.clone()
+                } else {
+                    format!("{group}/{kind}")
+                },
+                reason: "the cluster does not serve this kind (no such API: a CRD not installed?)"
+                    .into(),
+            });
+        }
+        audited.extend(found);
+    }
+    let context = plan
+        .context_kinds
+        .iter()
+        .flat_map(|(g, k)| find(g, k))
+        .collect();
+    Ok(Served {
+        audited,
+        context,
+        namespaces: find("", "Namespace"),
+    })
+}
+
+/// Runs a whole one-shot audit: discovery, namespaces, context objects, then each
+/// kind. `runtime` runs the listing; judging happens on this thread between pages.
+pub fn scan(
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    set: &PolicySet,
+    engine: &Engine,
+    options: &Options,
+) -> Result<Report, AuditError> {
+    let plan = plan(set);
+    let mut report = Report {
+        skipped: plan.skipped.clone(),
+        ..Report::default()
+    };
+    let served = runtime.block_on(discover(client, &plan, &mut report.skipped))?;
 
     // Namespaces (their labels are the environments) and context objects.
     let mut known = StaticObjects::default();
-    let namespaces = find("", "Namespace");
-    for listed in &namespaces {
+    for listed in &served.namespaces {
         each_object(runtime, client, listed, options.page_size, |object| {
             let name = object.metadata.name.clone().unwrap_or_default();
             let labels: BTreeMap<String, String> =
@@ -255,51 +336,27 @@ pub fn scan(
             known.insert_namespace(&name, &labels);
         })?;
     }
-    for (group, kind) in &context_kinds {
-        for listed in find(group, kind) {
-            each_object(runtime, client, &listed, options.page_size, |object| {
-                let value = to_value(object, &listed.resource);
-                if let Err(e) = known.insert(&value) {
-                    tracing::warn!(error = %e, "a context object cannot be used");
-                }
-            })?;
-        }
+    for listed in &served.context {
+        each_object(runtime, client, listed, options.page_size, |object| {
+            let value = to_value(object, &listed.resource);
+            if let Err(e) = known.insert(&value) {
+                tracing::warn!(error = %e, "a context object cannot be used");
+            }
+        })?;
     }
     let objects: Arc<dyn ObjectSource> = Arc::new(known);
     let slot = engine
         .evaluation_slot_blocking()
         .ok_or(AuditError::NoSlot)?;
-
-    for (group, kind) in &wanted {
-        let found = find(group, kind);
-        if found.is_empty() {
-            let what = if group.is_empty() {
-                kind.clone()
-            } else {
-                format!("{group}/{kind}")
-            };
-            report.skipped.push(Skipped {
-                what,
-                reason: "the cluster does not serve this kind (no such API: a CRD not installed?)"
-                    .into(),
-            });
-            continue;
-        }
-        for listed in found {
-            // Each page is judged as it arrives (outside the runtime) and dropped.
-            each_object(runtime, client, &listed, options.page_size, |object| {
-                report.summary.listed += 1;
-                let value = to_value(object, &listed.resource);
-                judge(
-                    &set,
-                    &objects,
-                    &slot,
-                    &value,
-                    listed.namespaced,
-                    &mut report,
-                );
-            })?;
-        }
+    for listed in &served.audited {
+        // Each page is judged as it arrives (outside the runtime) and dropped.
+        each_object(runtime, client, listed, options.page_size, |object| {
+            report.summary.listed += 1;
+            let value = to_value(object, &listed.resource);
+            if let Some(verdict) = judge(&plan.set, &objects, &slot, &value, listed.namespaced) {
+                add(&mut report, &verdict);
+            }
+        })?;
     }
     Ok(report)
 }
@@ -325,38 +382,83 @@ fn each_object(
     }
 }
 
-/// Judges one object and adds what the policies found.
-fn judge(
+/// What one policy made of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyResult {
+    pub policy: String,
+    pub mode: Mode,
+    /// `pass`, `fail`, `warn` or `error` (the policy-report results).
+    pub result: &'static str,
+    pub key: Option<String>,
+    pub message: String,
+    pub path: Option<String>,
+}
+
+/// Everything the matching policies made of one object, and what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectVerdict {
+    pub api_version: String,
+    pub kind: String,
+    /// None for cluster-scoped objects.
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    pub environment: Option<String>,
+    /// One `pass` per policy that found nothing, one row per violation otherwise.
+    pub results: Vec<PolicyResult>,
+}
+
+impl ObjectVerdict {
+    /// `Kind/namespace/name` (`Kind/name` when cluster-scoped).
+    pub fn resource(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// The result of a violation of a policy in `mode`: the policy-report vocabulary.
+fn violation_result(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Warn => "warn",
+        Mode::Enforce | Mode::Audit => "fail",
+    }
+}
+
+/// Judges one object (as the API server serves it, with apiVersion and kind) as
+/// if it were created now; None when no audited policy matches it or it cannot be
+/// made into a request (logged).
+pub fn judge(
     set: &PolicySet,
     objects: &Arc<dyn ObjectSource>,
     slot: &crate::engine::EvaluationSlot,
     value: &serde_json::Value,
     namespaced: bool,
-    report: &mut Report,
-) {
-    let namespace = value
-        .pointer("/metadata/namespace")
-        .and_then(serde_json::Value::as_str);
+) -> Option<ObjectVerdict> {
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    let namespace = if namespaced {
+        text("/metadata/namespace")
+    } else {
+        None
+    };
     let spec = RequestSpec {
         operation: "CREATE",
-        namespace: if namespaced { namespace } else { None },
+        namespace: namespace.as_deref(),
         old_object: None,
         uid: "plate-policy-audit",
     };
-    let request = match manifest::to_request(value, &spec) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::warn!(error = %e, "an object cannot be judged");
-            return;
-        }
-    };
-    let request = match review::parse_request(&request) {
-        Ok(request) => request,
-        Err(e) => {
-            tracing::warn!(error = %e, "an object cannot be judged");
-            return;
-        }
-    };
+    let bytes = manifest::to_request(value, &spec)
+        .map_err(|e| tracing::warn!(error = %e, "an object cannot be judged"))
+        .ok()?;
+    let request = review::parse_request(&bytes)
+        .map_err(|e| tracing::warn!(error = %e, "an object cannot be judged"))
+        .ok()?;
     let context = Context {
         objects,
         environment: None,
@@ -364,56 +466,96 @@ fn judge(
         slot: Some(slot),
     };
     let decision = admission::decide(set, &request, &context);
-    if decision.outcomes.is_empty() {
-        return;
+    // Policies that take the object but not its environment: a pass (nothing they
+    // enforce here is violated), so a relabelled namespace turns a fail into a pass.
+    let elsewhere: Vec<&crate::policy_set::Policy> = set
+        .policies
+        .iter()
+        .filter(|p| {
+            p.matcher.matches(
+                &request.group,
+                &request.kind,
+                review::Operation::Create,
+                &request.namespace,
+                "",
+            ) && !decision.outcomes.iter().any(|o| o.policy == p.name)
+        })
+        .map(|p| &**p)
+        .collect();
+    if decision.outcomes.is_empty() && elsewhere.is_empty() {
+        return None;
     }
-    report.summary.objects += 1;
-    let resource = if request.namespace.is_empty() {
-        format!("{}/{}", request.kind, request.name)
-    } else {
-        format!("{}/{}/{}", request.kind, request.namespace, request.name)
-    };
+    let mut results = Vec::new();
     for outcome in &decision.outcomes {
-        let result = match (&outcome.effect, outcome.mode) {
-            (Effect::Pass, _) => continue,
-            (Effect::Violations(_), Mode::Enforce) => "fail",
-            (Effect::Violations(_), Mode::Warn) => "warn",
-            (Effect::Violations(_), Mode::Audit) => "audit",
-            (Effect::Failed { .. }, _) => "error",
-        };
-        let row = |key: Option<String>, message: String, path: Option<String>| AuditResult {
-            resource: resource.clone(),
-            environment: decision.environment.clone(),
-            policy: outcome.policy.to_string(),
-            mode: outcome.mode.as_str(),
-            result,
-            key,
-            message,
-            path,
-        };
+        let policy = outcome.policy.to_string();
         match &outcome.effect {
+            Effect::Pass => results.push(PolicyResult {
+                policy,
+                mode: outcome.mode,
+                result: "pass",
+                key: None,
+                message: "no violation".into(),
+                path: None,
+            }),
             Effect::Violations(violations) => {
-                for v in violations {
-                    match result {
-                        "fail" => report.summary.failures += 1,
-                        _ => report.summary.warnings += 1,
-                    }
-                    report.results.push(row(
-                        Some(v.key.clone()),
-                        v.message.clone(),
-                        v.path.clone(),
-                    ));
-                }
+                results.extend(violations.iter().map(|v| PolicyResult {
+                    policy: policy.clone(),
+                    mode: outcome.mode,
+                    result: violation_result(outcome.mode),
+                    key: Some(v.key.clone()),
+                    message: v.message.clone(),
+                    path: v.path.clone(),
+                }))
             }
-            Effect::Failed { failure, .. } => {
-                report.summary.errors += 1;
-                report.results.push(row(
-                    None,
-                    format!("policy {:?} {failure}", &*outcome.policy),
-                    None,
-                ));
-            }
-            Effect::Pass => {}
+            Effect::Failed { failure, .. } => results.push(PolicyResult {
+                message: format!("policy {policy:?} {failure}"),
+                policy,
+                mode: outcome.mode,
+                result: "error",
+                key: None,
+                path: None,
+            }),
         }
+    }
+    let environment = decision.environment.as_deref().unwrap_or("none");
+    results.extend(elsewhere.into_iter().map(|p| PolicyResult {
+        policy: p.name.to_string(),
+        mode: p.mode,
+        result: "pass",
+        key: None,
+        message: format!("does not apply in environment {environment}"),
+        path: None,
+    }));
+    Some(ObjectVerdict {
+        api_version: text("/apiVersion").unwrap_or_default(),
+        kind: request.kind.to_string(),
+        namespace,
+        name: request.name.to_string(),
+        uid: text("/metadata/uid").unwrap_or_default(),
+        environment: decision.environment.clone(),
+        results,
+    })
+}
+
+/// Adds one object's findings (not its passes) to a one-shot report.
+fn add(report: &mut Report, verdict: &ObjectVerdict) {
+    report.summary.objects += 1;
+    let resource = verdict.resource();
+    for r in verdict.results.iter().filter(|r| r.result != "pass") {
+        match (r.result, r.mode) {
+            ("error", _) => report.summary.errors += 1,
+            (_, Mode::Enforce) => report.summary.enforce_violations += 1,
+            _ => report.summary.other_violations += 1,
+        }
+        report.results.push(AuditResult {
+            resource: resource.clone(),
+            environment: verdict.environment.clone(),
+            policy: r.policy.clone(),
+            mode: r.mode.as_str(),
+            result: r.result,
+            key: r.key.clone(),
+            message: r.message.clone(),
+            path: r.path.clone(),
+        });
     }
 }

@@ -35,6 +35,37 @@ pub struct AuditArgs {
     /// Objects per list request (the API server's `limit`).
     #[arg(long, value_name = "N", default_value_t = audit::DEFAULT_PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub page_size: u32,
+    /// Keep auditing: watch the cluster and keep one policy report per resource true
+    /// (docs/audit.md); runs until stopped.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: a full pass every this many seconds besides the watches.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resync_interval: u64,
+    /// With --watch: API requests per second the audit may make (lists, report
+    /// writes; 0: no bound).
+    #[arg(long, value_name = "QPS", default_value_t = 20.0)]
+    pub qps: f64,
+    /// With --watch: requests allowed at once above --qps.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub burst: u32,
+    /// With --watch: the policy report API to write.
+    #[arg(long, value_enum, default_value_t = audit::report::ReportApi::Openreports)]
+    pub report_api: audit::report::ReportApi,
+    /// With --watch: where /metrics, /healthz and /readyz are served.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// With --watch: the namespace of the Lease replicas elect a leader with
+    /// [default: POD_NAMESPACE]; without one (and without POD_NAMESPACE) there is
+    /// no election: run a single audit process.
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// With --watch: the Lease's name.
+    #[arg(long, value_name = "NAME", default_value = "plate-policy-audit")]
+    pub lease_name: String,
+    /// With --watch: this replica's identity in the Lease [default: POD_NAME, else the host name].
+    #[arg(long, value_name = "ID", env = "POD_NAME")]
+    pub identity: Option<String>,
     #[command(flatten)]
     pub policy_set: PolicySetArg,
     #[command(flatten)]
@@ -42,6 +73,9 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &AuditArgs) -> u8 {
+    if args.watch {
+        return watch(args);
+    }
     let Some(engine) = super::cli_engine() else {
         return 1;
     };
@@ -97,7 +131,74 @@ pub fn run(args: &AuditArgs) -> u8 {
             .and_then(|json| outln!("{json}")),
         AuditOutput::Junit => write_junit(&report),
     };
-    super::output::finish(written.map(|()| u8::from(report.summary.failures > 0)))
+    super::output::finish(written.map(|()| u8::from(report.summary.enforce_violations > 0)))
+}
+
+/// `audit --watch`: runs until stopped or the lease is lost (exit 1: the pod restarts
+/// as a follower).
+fn watch(args: &AuditArgs) -> u8 {
+    let Some(engine) = super::cli_engine() else {
+        return 1;
+    };
+    let cache = match args.module_cache.cache() {
+        Ok(cache) => cache,
+        Err(e) => {
+            errorln!("{e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            errorln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let lease = args.lease_namespace.as_ref().map(|namespace| {
+        let identity = args
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("plate-policy-audit-{}", std::process::id()));
+        audit::lease::LeaseConfig {
+            namespace: namespace.clone(),
+            name: args.lease_name.clone(),
+            identity,
+            duration: std::time::Duration::from_secs(15),
+        }
+    });
+    let options = audit::watch::WatchOptions {
+        policies: args.policy_set.policies.clone(),
+        resync: std::time::Duration::from_secs(args.resync_interval),
+        report_api: args.report_api,
+        qps: args.qps,
+        burst: args.burst,
+        page_size: args.page_size,
+        lease,
+        metrics_addr: args.metrics_addr,
+    };
+    let result = runtime.block_on(async {
+        let client = client(args).await.map_err(|e| (EXIT_BAD_INPUT, e))?;
+        audit::watch::run(
+            client,
+            std::sync::Arc::new(engine),
+            std::sync::Arc::new(cache),
+            options,
+        )
+        .await
+        .map_err(|e| (1, e.to_string()))
+    });
+    match result {
+        Ok(()) => 0,
+        Err((code, message)) => {
+            errorln!("{message}");
+            code
+        }
+    }
 }
 
 /// The kube client of `--kubeconfig`/`--kube-context`, or the usual inference.
@@ -180,11 +281,11 @@ fn write_table(report: &Report) -> std::io::Result<()> {
     }
     let s = &report.summary;
     outln!(
-        "audited {} object(s) of {} listed: {} enforce-mode violation(s), {} warning(s), {} error(s)",
+        "audited {} object(s) of {} listed: {} enforce-mode violation(s), {} other violation(s), {} error(s)",
         s.objects,
         s.listed,
-        s.failures,
-        s.warnings,
+        s.enforce_violations,
+        s.other_violations,
         s.errors
     )
 }
