@@ -1542,6 +1542,11 @@ struct Auditor {
 
 impl Auditor {
     fn start(c: &Cluster, args: &[&str]) -> Auditor {
+        Auditor::start_with(&c.env.kubeconfig, args)
+    }
+
+    /// As the user of `kubeconfig`.
+    fn start_with(kubeconfig: &std::path::Path, args: &[&str]) -> Auditor {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plate-policy"))
             .args([
@@ -1551,7 +1556,7 @@ impl Auditor {
                 "info,plate_policy::admission=warn",
             ])
             .args(["audit", "--watch", "--kubeconfig"])
-            .arg(&c.env.kubeconfig)
+            .arg(kubeconfig)
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(args)
             .current_dir(support::repo_root())
@@ -1920,4 +1925,96 @@ fn audit_watch_replicas_elect_one_leader_and_a_follower_takes_over() {
         || (second.metric("plate_policy_audit_leader") == Some(1.0)).then_some(()),
     );
     let _ = c.kubectl(&["delete", "lease", "-n", "default", &lease]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn chart_audit_is_accepted_leaves_existing_report_crds_alone_and_its_rbac_suffices() {
+    let mut c = cluster();
+    c.dirty = true;
+    // The baseline installed the OpenReports CRDs (as Kyverno or Policy Reporter would).
+    let before = c
+        .kubectl(&["get", "crd", "reports.openreports.io", "-o", "json"])
+        .success()
+        .stdout;
+    let out = c.helm_upgrade(&["--set", "audit.enabled=true"]).success();
+    assert!(out.stdout.contains("STATUS: deployed"), "{}", out.text());
+    let crd: Value = serde_json::from_str(
+        &c.kubectl(&["get", "crd", "reports.openreports.io", "-o", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap_or_default();
+    assert!(
+        crd["metadata"]["annotations"]["meta.helm.sh/release-name"].is_null(),
+        "the chart took over an existing CRD: {crd}"
+    );
+    let before: Value = serde_json::from_str(&before).unwrap_or_default();
+    assert_eq!(crd["spec"], before["spec"], "the existing CRD was changed");
+    c.kubectl(&["get", "deployment", "-n", RELEASE_NS, "plate-policy-audit"])
+        .success();
+
+    // The audit as the chart's audit ServiceAccount, with the chart's policy set and
+    // its Lease: its RBAC lets it list, watch, elect and write reports.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let token = c
+        .kubectl(&["-n", RELEASE_NS, "create", "token", "plate-policy-audit"])
+        .success()
+        .stdout;
+    let server = format!("https://{}:{}", c.env.api_host, c.env.api_port);
+    let kubeconfig = dir.path().join("audit.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: '{}'}}}}]\nusers: [{{name: u, user: {{token: '{}'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            c.env.ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = c
+        .kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            RELEASE_NS,
+            "plate-policy-policies",
+            "-o",
+            "jsonpath={.data.policies\\.yaml}",
+        ])
+        .success()
+        .stdout;
+    let set_file = dir.path().join("policies.yaml");
+    std::fs::write(&set_file, set).unwrap_or_else(|e| panic!("{e}"));
+    let name = unique("chart-audit");
+    c.apply(&deployment_manifest(&name, "plate-stg", "nginx:1.25"))
+        .success();
+    let uid = uid_of(&c, &["deployment", "-n", "plate-stg", &name]);
+    let auditor = Auditor::start_with(
+        &kubeconfig,
+        &[
+            "--policies",
+            set_file.to_str().unwrap_or_default(),
+            "--lease-namespace",
+            RELEASE_NS,
+            "--lease-name",
+            "plate-policy-audit",
+        ],
+    );
+    poll(Duration::from_secs(30), "the audit to lead", || {
+        (auditor.metric("plate_policy_audit_leader") == Some(1.0)).then_some(())
+    });
+    await_report(
+        &c,
+        "plate-stg",
+        &uid,
+        "a report written as the chart's ServiceAccount",
+        |r| r["summary"]["pass"].as_u64().unwrap_or(0) > 0,
+    );
+    assert!(
+        !auditor.log_text().contains("forbidden"),
+        "{}",
+        auditor.log_text()
+    );
+    let _ = c.kubectl(&["delete", "deployment", "-n", "plate-stg", &name]);
 }
