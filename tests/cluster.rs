@@ -2018,3 +2018,75 @@ fn chart_audit_is_accepted_leaves_existing_report_crds_alone_and_its_rbac_suffic
     );
     let _ = c.kubectl(&["delete", "deployment", "-n", "plate-stg", &name]);
 }
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_dashboard_panels_and_alert_have_data_from_a_real_audit() {
+    use support::prometheus::{DASHBOARD, Prometheus, RULES, panel_queries, substitute};
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("dash-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let auditor = Auditor::start(&c, &[]);
+    poll(Duration::from_secs(30), "the first pass", || {
+        auditor.ready().then_some(())
+    });
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prometheus = Prometheus::start(dir.path(), auditor.metrics);
+    let violations = "plate_policy_audit_violations{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\"}";
+    poll(Duration::from_secs(60), "two scrapes of the audit", || {
+        let r = prometheus.result(&format!("count_over_time({violations}[1m]) >= 2"));
+        (!r.is_empty()).then_some(())
+    });
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo_root().join(DASHBOARD)).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let mut queries = Vec::new();
+    panel_queries(
+        dashboard["panels"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        &mut queries,
+    );
+    let audit: Vec<&(String, String)> = queries
+        .iter()
+        .filter(|(_, e)| e.contains("plate_policy_audit_"))
+        .collect();
+    assert!(audit.len() >= 3, "the dashboard's audit panels: {audit:?}");
+    for (title, expr) in audit {
+        assert!(
+            !prometheus.result(&substitute(expr)).is_empty(),
+            "{title}: {expr} has no data"
+        );
+    }
+    // The alert's expression finds the prod violation (its `for: 1h` is promtool's
+    // unit test, tests/alerts/).
+    let rules: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(support::repo_root().join(RULES)).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let expr = rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .find(|r| r["alert"] == "PlatePolicyEnforceViolationsInProd")
+        .and_then(|r| r["expr"].as_str())
+        .unwrap_or_else(|| panic!("no PlatePolicyEnforceViolationsInProd rule"))
+        .to_string();
+    let firing = prometheus.result(&expr);
+    assert!(
+        firing
+            .iter()
+            .any(|s| s["metric"]["policy"] == "no-latest-tag"),
+        "{expr}: {firing:?}"
+    );
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
