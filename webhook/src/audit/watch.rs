@@ -156,13 +156,24 @@ pub async fn run(
     };
     let mut set = tokio::task::block_in_place(|| load(&engine, &cache))?;
     let mut policy_file = options.policies.as_ref().and_then(|p| file_digest(p));
-    let limit = RateLimit::new(options.qps, options.burst);
+    let limit = Arc::new(RateLimit::new(options.qps, options.burst));
+    let writes = Arc::new(Writes::default());
+    let (failed_tx, mut failed) = mpsc::unbounded_channel::<(String, String)>();
+    tokio::spawn(write_reports(
+        client.clone(),
+        options.report_api,
+        Arc::clone(&writes),
+        Arc::clone(&limit),
+        Arc::clone(&metrics),
+        failed_tx,
+    ));
     let mut auditor = Auditor {
         client: client.clone(),
         engine: Arc::clone(&engine),
         metrics: Arc::clone(&metrics),
         report_api: options.report_api,
         limit,
+        writes,
         page_size: options.page_size,
         known: HashMap::new(),
         namespaces: HashMap::new(),
@@ -208,12 +219,24 @@ pub async fn run(
         }
         drop(tx);
         let mut first_pass = Pass::start(served.audited.len());
+        if served.audited.is_empty() {
+            // Nothing to list: the first pass is done as it starts.
+            ready.store(true, Ordering::Release);
+        }
         let mut resync =
             tokio::time::interval_at(tokio::time::Instant::now() + options.resync, options.resync);
         let mut file_check = tokio::time::interval(POLICY_FILE_CHECK);
         let reload = loop {
             tokio::select! {
                 Some(name) = lost.recv() => return Err(WatchError::LostLease(name)),
+                Some((uid, digest)) = failed.recv() => {
+                    // Written again at the object's next judgement (a change, a resync).
+                    if let Some(known) = auditor.known.get_mut(&uid)
+                        && known.digest.as_deref() == Some(digest.as_str())
+                    {
+                        known.digest = None;
+                    }
+                }
                 Some(event) = events.recv() => match event {
                     Event::Object(index, object) => {
                         if let Some(listed) = served.audited.get(index) {
@@ -373,7 +396,9 @@ struct Auditor {
     engine: Arc<Engine>,
     metrics: Arc<AuditMetrics>,
     report_api: ReportApi,
-    limit: RateLimit,
+    limit: Arc<RateLimit>,
+    /// Report writes waiting for a token (written by `write_reports`).
+    writes: Arc<Writes>,
     page_size: u32,
     /// By uid.
     known: HashMap<String, Known>,
@@ -472,50 +497,27 @@ impl Auditor {
             digest: None,
             counted: Vec::new(),
         });
-        let was_counted = std::mem::take(&mut entry.counted);
-        let is_new = was_counted.is_empty() && entry.digest.is_none();
+        let was_counted = std::mem::replace(&mut entry.counted, counted);
         for (policy, env, mode) in &was_counted {
             self.metrics.count(policy, env.as_deref(), *mode, -1);
         }
-        for (policy, env, mode) in &counted {
+        for (policy, env, mode) in &entry.counted {
             self.metrics.count(policy, env.as_deref(), *mode, 1);
         }
-        entry.counted = counted;
         let unchanged = entry.digest.as_deref() == Some(digest.as_str());
-        if is_new {
-            self.metrics.objects.set(self.known.len() as i64);
-        }
+        entry.digest = Some(digest.clone());
+        self.metrics.objects.set(self.known.len() as i64);
         if unchanged {
             return;
         }
-        self.limit.acquire().await;
-        let resource = self.report_api.resource(verdict.namespace.is_some());
-        let api: Api<DynamicObject> = match &verdict.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        };
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api
-            .patch(&verdict.uid, &params, &Patch::Apply(&document))
-            .await
-        {
-            Ok(_) => {
-                self.metrics
-                    .report_writes
-                    .with_label_values(&["success"])
-                    .inc();
-                if let Some(entry) = self.known.get_mut(&verdict.uid) {
-                    entry.digest = Some(digest);
-                }
-            }
-            Err(e) => {
-                self.metrics
-                    .report_writes
-                    .with_label_values(&["error"])
-                    .inc();
-                tracing::warn!(resource = %verdict.resource(), error = %e, "cannot write the policy report; it will be written at the next change or resync");
-            }
-        }
+        self.writes.push(
+            verdict.uid.clone(),
+            Write::Apply {
+                namespace: verdict.namespace.clone(),
+                document,
+                digest,
+            },
+        );
     }
 
     /// No policy takes the object (any more): its report goes.
@@ -528,21 +530,20 @@ impl Auditor {
         }
         self.metrics.objects.set(self.known.len() as i64);
         if known.digest.is_none() {
+            self.writes.cancel(uid);
             return;
         }
-        let resource = self.report_api.resource(namespaced);
-        let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        };
-        self.limit.acquire().await;
-        if let Err(e) = api.delete(uid, &DeleteParams::default()).await {
-            tracing::debug!(error = %e, "cannot delete a policy report no policy needs");
-        }
+        self.writes.push(
+            uid.to_string(),
+            Write::Delete {
+                namespace: namespaced.then(|| namespace.unwrap_or_default().to_string()),
+            },
+        );
     }
 
     /// The object is gone; the garbage collector deletes its report.
     fn forget(&mut self, uid: &str) {
+        self.writes.cancel(uid);
         if let Some(known) = self.known.remove(uid) {
             for (policy, env, mode) in &known.counted {
                 self.metrics.count(policy, env.as_deref(), *mode, -1);
@@ -626,6 +627,113 @@ impl Auditor {
     }
 }
 
+/// A report write waiting for its token.
+enum Write {
+    Apply {
+        /// None for cluster-scoped resources.
+        namespace: Option<String>,
+        document: serde_json::Value,
+        digest: String,
+    },
+    Delete {
+        namespace: Option<String>,
+    },
+}
+
+/// Report writes waiting for a token, at most one per object (a newer judgement
+/// replaces a waiting one), in the order objects first needed one. Judging never
+/// waits for the API: a first pass lists and judges at full speed (its list's
+/// continue token cannot expire while writes trickle out at `--qps`).
+#[derive(Default)]
+struct Writes {
+    queue: std::sync::Mutex<(std::collections::VecDeque<String>, HashMap<String, Write>)>,
+    wake: tokio::sync::Notify,
+}
+
+impl Writes {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (std::collections::VecDeque<String>, HashMap<String, Write>)>
+    {
+        // Queue operations cannot leave it inconsistent.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, uid: String, write: Write) {
+        let mut queue = self.lock();
+        if queue.1.insert(uid.clone(), write).is_none() {
+            queue.0.push_back(uid);
+        }
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    fn cancel(&self, uid: &str) {
+        self.lock().1.remove(uid);
+    }
+
+    fn pop(&self) -> Option<(String, Write)> {
+        let mut queue = self.lock();
+        while let Some(uid) = queue.0.pop_front() {
+            if let Some(write) = queue.1.remove(&uid) {
+                return Some((uid, write));
+            }
+        }
+        None
+    }
+}
+
+/// Writes reports as tokens allow; a failed apply is reported back so the object's
+/// report is written again at its next judgement.
+async fn write_reports(
+    client: Client,
+    api: ReportApi,
+    writes: Arc<Writes>,
+    limit: Arc<RateLimit>,
+    metrics: Arc<AuditMetrics>,
+    failed: mpsc::UnboundedSender<(String, String)>,
+) {
+    loop {
+        let Some((uid, write)) = writes.pop() else {
+            writes.wake.notified().await;
+            continue;
+        };
+        limit.acquire().await;
+        match write {
+            Write::Apply {
+                namespace,
+                document,
+                digest,
+            } => {
+                let resource = api.resource(namespace.is_some());
+                let reports: Api<DynamicObject> = match &namespace {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                    None => Api::all_with(client.clone(), &resource),
+                };
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                match reports.patch(&uid, &params, &Patch::Apply(&document)).await {
+                    Ok(_) => metrics.report_writes.with_label_values(&["success"]).inc(),
+                    Err(e) => {
+                        metrics.report_writes.with_label_values(&["error"]).inc();
+                        tracing::warn!(report = %uid, error = %e, "cannot write the policy report; it will be written at the object's next change or resync");
+                        let _ = failed.send((uid, digest));
+                    }
+                }
+            }
+            Write::Delete { namespace } => {
+                let resource = api.resource(namespace.is_some());
+                let reports: Api<DynamicObject> = match &namespace {
+                    Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                    None => Api::all_with(client.clone(), &resource),
+                };
+                if let Err(e) = reports.delete(&uid, &DeleteParams::default()).await {
+                    tracing::debug!(report = %uid, error = %e, "cannot delete a policy report no policy needs");
+                }
+            }
+        }
+    }
+}
+
 /// `/metrics`, `/healthz` and `/readyz` (ready once the first pass is done) on `addr`.
 async fn serve_metrics(
     addr: SocketAddr,
@@ -674,4 +782,54 @@ async fn serve_metrics(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(digest: &str) -> Write {
+        Write::Apply {
+            namespace: None,
+            document: serde_json::Value::Null,
+            digest: digest.into(),
+        }
+    }
+
+    fn digest_of(write: &Write) -> &str {
+        match write {
+            Write::Apply { digest, .. } => digest,
+            Write::Delete { .. } => "delete",
+        }
+    }
+
+    #[test]
+    fn a_newer_write_replaces_a_waiting_one_in_its_place_and_cancel_drops_it() {
+        let writes = Writes::default();
+        writes.push("a".into(), apply("a1"));
+        writes.push("b".into(), apply("b1"));
+        writes.push("a".into(), apply("a2"));
+        writes.push("c".into(), Write::Delete { namespace: None });
+        writes.cancel("b");
+        let popped: Vec<(String, String)> = std::iter::from_fn(|| writes.pop())
+            .map(|(uid, w)| (uid, digest_of(&w).to_string()))
+            .collect();
+        assert_eq!(
+            popped,
+            [
+                ("a".to_string(), "a2".to_string()),
+                ("c".into(), "delete".into())
+            ]
+        );
+        assert!(writes.pop().is_none());
+    }
+
+    #[test]
+    fn the_first_pass_is_done_once_every_kind_is_listed() {
+        let mut pass = Pass::start(2);
+        assert!(!pass.listed(0));
+        assert!(!pass.listed(0));
+        assert!(pass.listed(1));
+        assert!(!pass.listed(1), "only once");
+    }
 }
