@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(verify(&key, M, &[]), Err(Unverified::Unsigned));
         let wrong_key = sign(&other_pair, &payload("r.io/p", M));
         assert!(matches!(
-            verify(&key, M, &[wrong_key.clone()]),
+            verify(&key, M, std::slice::from_ref(&wrong_key)),
             Err(Unverified::WrongSignatures { count: 1, .. })
         ));
         let other_artifact = sign(&pair, &payload("r.io/p", OTHER));

@@ -22,10 +22,13 @@ enum Kind {
     Blob,
 }
 
+/// Files by kind and digest.
+type Files = HashMap<(Kind, String), Arc<[u8]>>;
+
 #[derive(Default)]
 pub struct Store {
     dir: Option<PathBuf>,
-    memory: Mutex<HashMap<(Kind, String), Arc<[u8]>>>,
+    memory: Mutex<Files>,
     signatures: Mutex<HashMap<String, Vec<Signature>>>,
 }
 
