@@ -745,9 +745,54 @@ def test_inconsistent_timeouts_fail(chart, values, message):
         render(chart, values)
 
 
+def test_registry_secret_ca_keys_and_cache_volume(chart):
+    """The pull Secret becomes --registry-config at its mount; the CA and cosign-key
+    ConfigMaps are mounted where the policy set names them; the cache volume can be
+    replaced; a startup probe covers the first load (pulls included)."""
+    default = container(render_objects(chart, {}))
+    assert "--registry-config" not in parse_args(default["args"])
+    assert default["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert default["startupProbe"]["failureThreshold"] == 60
+    values = {
+        "registry": {"pullSecret": "harbor-pull", "caConfigMap": "registry-ca", "cosignKeysConfigMap": "cosign-keys"},
+        "moduleCache": {"volume": {"persistentVolumeClaim": {"claimName": "plate-policy-cache"}}},
+    }
+    objs = render_objects(chart, values)
+    c = container(objs)
+    flags = parse_args(c["args"])
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert flags["--registry-config"] == mounts["registry-auth"] + "/.dockerconfigjson"
+    assert mounts["registry-ca"] == "/etc/plate-policy/registry-ca"
+    assert mounts["cosign-keys"] == "/etc/plate-policy/cosign-keys"
+    assert flags["--module-cache"] == mounts["module-cache"]
+    volumes = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["registry-auth"]["secret"] == {
+        "secretName": "harbor-pull",
+        "items": [{"key": ".dockerconfigjson", "path": ".dockerconfigjson"}],
+    }
+    assert volumes["registry-ca"]["configMap"]["name"] == "registry-ca"
+    assert volumes["cosign-keys"]["configMap"]["name"] == "cosign-keys"
+    assert volumes["module-cache"]["persistentVolumeClaim"]["claimName"] == "plate-policy-cache"
+    assert "emptyDir" not in volumes["module-cache"]
+    # An OCI module with a registry CA and a signature check passes the schema.
+    oci = policy_set_with(
+        {
+            "name": "x",
+            "module": "oci://harbor.example.com/plate/x@sha256:" + "a" * 64,
+            "verify": {"cosignKey": "/etc/plate-policy/cosign-keys/cosign.pub"},
+            "match": {"kinds": ["Pod"]},
+        }
+    )
+    oci["policySet"]["spec"]["requireDigests"] = True
+    oci["policySet"]["spec"]["registries"] = {"harbor.example.com": {"caFile": "/etc/plate-policy/registry-ca/ca.crt"}}
+    chart.validate_schema(oci)
+
+
 def test_args_are_flags_of_the_binary(chart, plate_policy_bin):
     """Every flag the chart passes exists in `plate-policy serve --help`."""
-    args = container(render_objects(chart, {"metricsNamespaceLabel": True, "logLevel": "info"}))["args"]
+    args = container(
+        render_objects(chart, {"metricsNamespaceLabel": True, "logLevel": "info", "registry": {"pullSecret": "p"}})
+    )["args"]
     help_text = subprocess.run(
         [plate_policy_bin, "serve", "--help"], capture_output=True, text=True, check=True
     ).stdout
@@ -828,6 +873,9 @@ def test_service_monitor_scrapes_the_metrics_port(chart):
         {"policySet": policy_set_with({"name": "x", "module": "builtin:x", "match": {"kinds": ["Pod"]}, "context": [{"kind": "Secret"}]})["policySet"]},
         {"replicaCount": "two"},
         {"tls": {"certManager": {"duration": "90 days"}}},
+        {"registry": {"pullSecret": 1}},
+        {"moduleCache": {"sizeLimit": "lots"}},
+        {"policySet": policy_set_with({"name": "x", "module": "oci://r.io/x:1", "verify": {"key": "k"}, "match": {"kinds": ["Pod"]}})["policySet"]},
     ],
 )
 def test_schema_rejects_bad_values(chart, bad):
@@ -977,3 +1025,12 @@ def test_audit_args_are_flags_of_the_binary(chart, plate_policy_bin):
     ).stdout
     for flag in [a for a in args if a.startswith("--")]:
         assert re.search(rf"{re.escape(flag)}\b", help_text + global_help), f"{flag} is not an audit flag"
+
+
+def test_a_policy_entry_may_say_audit_false(chart):
+    values = merged_values(chart, None)
+    policies = copy.deepcopy(values["policySet"]["spec"]["policies"])
+    policies[0]["audit"] = False
+    objs = render_objects(chart, {"audit": {"enabled": True}, "policySet": {"spec": {"policies": policies}}})
+    role = one(objs, "ClusterRole", f"{RELEASE}-audit")
+    assert role["rules"]

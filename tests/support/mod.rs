@@ -181,6 +181,7 @@ pub mod h2;
 pub mod https;
 pub mod process;
 pub mod prometheus;
+pub mod registry;
 
 /// Polls `check` every 20 ms until it returns Some, for at most `limit`.
 pub fn eventually<T>(

@@ -16,6 +16,7 @@ pub mod kit;
 pub mod manifest;
 pub mod metrics;
 pub mod objects;
+pub mod oci;
 pub mod policy_set;
 pub mod review;
 pub mod server;
