@@ -2090,3 +2090,147 @@ fn audit_dashboard_panels_and_alert_have_data_from_a_real_audit() {
     );
     let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 18: a policy module from an OCI registry, installed with helm.
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn oci_module_installed_with_helm_decides_like_the_builtin() {
+    use support::registry::Registry;
+    let mut c = cluster();
+    c.dirty = true;
+    // The built-in denial, for comparison.
+    let name = unique("oci");
+    let builtin = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
+    assert!(
+        builtin.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        builtin.text()
+    );
+
+    // A registry with TLS (a private CA) and basic auth, on the bridge's host address,
+    // where the replicas in their network namespaces reach it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let host: std::net::Ipv4Addr = c
+        .env
+        .api_host
+        .parse()
+        .unwrap_or_else(|e| panic!("the harness's host address: {e}"));
+    let registry = Registry::secure(&dir.path().join("registry"), host.octets());
+    let wasm = dir.path().join("no-latest-tag.wasm");
+    std::fs::write(
+        &wasm,
+        plate_policy::builtin::module("no-latest-tag").unwrap_or_else(|| panic!("no module")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let reference = format!("oci://{}/plate/no-latest-tag:1.0", registry.addr);
+    let mut push: Vec<String> = vec!["push".into(), wasm.display().to_string(), reference.clone()];
+    push.extend(registry.cli_args());
+    let push: Vec<&str> = push.iter().map(String::as_str).collect();
+    let out = support::command::plate_policy(&push);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        support::command::stderr(&out)
+    );
+    let digest = support::command::stdout(&out).trim().to_string();
+    let pinned = format!("oci://{}/plate/no-latest-tag@{digest}", registry.addr);
+
+    // The pull Secret and the CA, as a platform team would create them.
+    let auth = std::fs::read_to_string(registry.auth()).unwrap_or_default();
+    let _ = c.kubectl(&[
+        "delete",
+        "secret",
+        "-n",
+        RELEASE_NS,
+        "plate-oci-pull",
+        "--ignore-not-found",
+    ]);
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "plate-oci-pull",
+        "-n",
+        RELEASE_NS,
+        "--type",
+        "kubernetes.io/dockerconfigjson",
+        &format!("--from-literal=.dockerconfigjson={auth}"),
+    ])
+    .success();
+    let _ = c.kubectl(&[
+        "delete",
+        "configmap",
+        "-n",
+        RELEASE_NS,
+        "plate-oci-ca",
+        "--ignore-not-found",
+    ]);
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "plate-oci-ca",
+        "-n",
+        RELEASE_NS,
+        &format!("--from-file=ca.crt={}", registry.ca().display()),
+    ])
+    .success();
+
+    // The chart's policy set with no-latest-tag from the registry, pinned by digest.
+    let addr = registry.addr.to_string();
+    let values = policy_set_values(|policies| {
+        for p in policies.iter_mut() {
+            if p["name"] == "no-latest-tag" {
+                p["module"] = Value::String(pinned.clone());
+            }
+        }
+    });
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&values).unwrap_or_default())
+            .unwrap_or_default();
+    doc["policySet"]["spec"]["registries"] = serde_json::json!({
+        addr.as_str(): {"caFile": "/etc/plate-policy/registry-ca/ca.crt"}
+    });
+    doc["registry"] =
+        serde_json::json!({"pullSecret": "plate-oci-pull", "caConfigMap": "plate-oci-ca"});
+    std::fs::write(&values, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let values = values.display().to_string();
+    c.helm_upgrade(&["-f", &values]).success();
+    // New pods: the Deployment's template changed (the Secret and CA mounted).
+    let replicas = c.node.rolling_restart();
+    assert_eq!(replicas.len(), 2);
+    let pulled = replicas.iter().all(|r| {
+        r.log_lines_with(&["oci"])
+            .iter()
+            .any(|l| l.contains(&digest))
+    });
+    assert!(pulled, "the replicas did not log the pulled digest");
+
+    // The same decision, word for word, with the module from the registry.
+    let oci = create(
+        &c,
+        &pod_manifest(&unique("oci"), "plate-prod", PLATE_API_LATEST),
+    )
+    .failure();
+    assert!(
+        oci.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        oci.text()
+    );
+    create(
+        &c,
+        &pod_manifest(&unique("oci"), "plate-prod", "nginx:1.25"),
+    )
+    .success();
+    let _ = c.kubectl(&[
+        "delete",
+        "pods",
+        "-n",
+        "plate-prod",
+        "--all",
+        "--wait=false",
+    ]);
+    drop(reference);
+}
