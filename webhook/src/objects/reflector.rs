@@ -44,9 +44,18 @@ pub struct Changed {
 
 type Notify = tokio::sync::mpsc::UnboundedSender<Changed>;
 
-/// Watched kinds and their stores.
+/// Watched kinds and their stores. Dropping it stops its watches.
 pub struct ClusterObjects {
     kinds: HashMap<ObjectKind, Arc<KindStore>>,
+    watches: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for ClusterObjects {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
 }
 
 impl ClusterObjects {
@@ -70,20 +79,25 @@ impl ClusterObjects {
         all.sort();
         all.dedup();
         let mut stores = HashMap::new();
+        let mut watches = Vec::new();
         for kind in all {
             let store = Arc::new(KindStore {
                 objects: RwLock::new(HashMap::new()),
                 synced: AtomicBool::new(false),
             });
-            tokio::spawn(watch(
+            let task = tokio::spawn(watch(
                 client.clone(),
                 kind.clone(),
                 Arc::clone(&store),
                 changes.clone(),
             ));
+            watches.push(task.abort_handle());
             stores.insert(kind, store);
         }
-        ClusterObjects { kinds: stores }
+        ClusterObjects {
+            kinds: stores,
+            watches,
+        }
     }
 
     /// The kinds watched (Namespaces included).
