@@ -113,13 +113,22 @@ start_watch() { # $1: metrics port, rest: extra args
 }
 wait_ready() { for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.25; done; return 1; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# Every report, by collection (one DELETE per namespace; kubectl would delete one by one).
+delete_reports() {
+  local ns
+  for ns in $(kubectl get ns -o jsonpath='{.items[*].metadata.name}'); do
+    kubectl delete --raw "/apis/openreports.io/v1alpha1/namespaces/$ns/reports" >/dev/null 2>&1 || true
+  done
+  kubectl delete --raw /apis/openreports.io/v1alpha1/clusterreports >/dev/null 2>&1 || true
+}
 
 say "audit --watch --qps 0 (bound lifted)"
-kubectl delete reports.openreports.io -A --all >/dev/null 2>&1 || true
+delete_reports
 t0=$(now)
 pid=$(start_watch 29301 --qps 0)
 wait_ready 29301
 t1=$(now)
+rss_ready=$(rss_mib "$pid")
 judged=$(metric 127.0.0.1:29301 plate_policy_audit_objects)
 for _ in $(seq 1 2400); do
   written=$(metric 127.0.0.1:29301 'plate_policy_audit_report_writes_total{result="success"}')
@@ -127,8 +136,8 @@ for _ in $(seq 1 2400); do
   sleep 0.25
 done
 t2=$(now)
-echo "first pass (list and judge) done in $(elapsed "$t0" "$t1") s; $written reports written in $(elapsed "$t0" "$t2") s ($(python3 -c "print(f'{float(\"$written\") / (float(\"$t2\") - float(\"$t0\")):.0f}')") writes/s)"
-echo "RSS after the first pass: $(rss_mib "$pid") MiB"
+echo "first pass (list and judge) done in $(elapsed "$t0" "$t1") s (ready); $written reports written in $(elapsed "$t0" "$t2") s ($(python3 -c "print(f'{float(\"$written\") / (float(\"$t2\") - float(\"$t0\")):.0f}')") writes/s)"
+echo "RSS after the first pass: $rss_ready MiB; after its writes: $(rss_mib "$pid") MiB"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 say "a second process, nothing changed"
@@ -149,7 +158,7 @@ echo "one changed Deployment re-reported in $(elapsed "$t0" "$t1") s (kubectl po
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 say "audit --watch at the default --qps, for $DEFAULT_QPS_SECONDS s"
-kubectl delete reports.openreports.io -A --all >/dev/null 2>&1 || true
+delete_reports
 pid=$(start_watch 29303)
 sleep "$DEFAULT_QPS_SECONDS"
 written=$(metric 127.0.0.1:29303 'plate_policy_audit_report_writes_total{result="success"}')
