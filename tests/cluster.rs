@@ -2190,8 +2190,11 @@ fn oci_module_installed_with_helm_decides_like_the_builtin() {
     let mut doc: Value =
         serde_json::from_str(&std::fs::read_to_string(&values).unwrap_or_default())
             .unwrap_or_default();
+    // Relative to the policy set's file, /etc/plate-policy/policies/policies.yaml: in a
+    // pod that is /etc/plate-policy/registry-ca/ca.crt, where the chart mounts the CA
+    // (the harness maps mount paths to directories instead of mounting them).
     doc["policySet"]["spec"]["registries"] = serde_json::json!({
-        addr.as_str(): {"caFile": "/etc/plate-policy/registry-ca/ca.crt"}
+        addr.as_str(): {"caFile": "../registry-ca/ca.crt"}
     });
     doc["registry"] =
         serde_json::json!({"pullSecret": "plate-oci-pull", "caConfigMap": "plate-oci-ca"});

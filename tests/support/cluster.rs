@@ -653,9 +653,11 @@ impl Replica {
 }
 
 /// Where the replica's volume mounted at `mount` lives on the host.
+/// Where the volume mounted at `mount` lives for a replica: the mount path under
+/// `volumes/`, so that a path relative to one volume reaches another as it does in a
+/// pod (`../registry-ca/ca.crt` from the policy set's directory).
 fn volume_dir(root: &Path, mount: &str) -> PathBuf {
-    root.join("volumes")
-        .join(mount.trim_start_matches('/').replace('/', "_"))
+    root.join("volumes").join(mount.trim_start_matches('/'))
 }
 
 fn atomic_write(dir: &Path, content: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
