@@ -46,6 +46,8 @@ now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
 say "objects: $OBJECTS Deployments (replicas 0) in $NAMESPACES namespaces, 1 in $VIOLATING violating"
+# The webhook (if the chart is installed) is out of the way: these are pre-existing objects.
+kubectl delete validatingwebhookconfiguration plate-policy --ignore-not-found >/dev/null
 kubectl apply --server-side -f - >/dev/null <<EOF
 $(for n in $(seq 0 $((NAMESPACES - 1))); do
   env=development; [ $((n % 2)) = 0 ] && env=production
@@ -77,8 +79,6 @@ spec:
 """)
     open(f"{work}/chunk-{start // chunk:04d}.yaml", "w").write("---\n".join(docs))
 PY
-# The webhook (if the chart is installed) is out of the way: these are pre-existing objects.
-kubectl delete validatingwebhookconfiguration plate-policy --ignore-not-found >/dev/null
 t0=$(now)
 for f in "$WORK"/chunk-*.yaml; do kubectl apply --server-side -f "$f" >/dev/null; done
 t1=$(now)
