@@ -23,8 +23,41 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
 fi
 prometheus --version 2>&1 | head -n 1
 
+step "docker-registry and htpasswd (Debian packages) for the OCI tests"
+if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    docker-registry apache2-utils >/dev/null
+fi
+docker-registry --version 2>&1 | head -n 1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "Go policies: gofmt, go vet, go test (the Go SDK and the Go modules)"
+command -v go >/dev/null 2>&1 || { echo "Go is needed (Go policies, the cluster harness)" >&2; exit 1; }
+go version
+GO_MODULES=(policies/sdk-go policies/trusted-registries/go policies/testing/go-hostile)
+unformatted="$(gofmt -l "${GO_MODULES[@]}")"
+[ -z "$unformatted" ] || { printf 'not gofmt-clean:\n%s\n' "$unformatted" >&2; exit 1; }
+for module in "${GO_MODULES[@]}"; do
+  (cd "$module" && go vet ./... && GOOS=wasip1 GOARCH=wasm go vet ./... && go test ./...)
+done
+
+step "cosign (built once from the Go module proxy) for the signature tests"
+# Pinned; tests/support/registry.rs names the same version. Cached per user, like the
+# cluster harness's binaries; a cold build takes a few minutes of CPU.
+COSIGN_VERSION=v2.6.5
+COSIGN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/plate-policy/cosign/$COSIGN_VERSION"
+if [ ! -x "$COSIGN_DIR/bin/cosign" ]; then
+  rm -rf "$COSIGN_DIR/bin.tmp"
+  GOBIN="$COSIGN_DIR/bin.tmp" CGO_ENABLED=0 nice -n 10 \
+    go install -ldflags "-s -w" "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+  mv "$COSIGN_DIR/bin.tmp" "$COSIGN_DIR/bin"
+fi
+export PLATE_COSIGN="$COSIGN_DIR/bin/cosign"
+"$PLATE_COSIGN" version 2>/dev/null | grep -m1 GitVersion || true
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings

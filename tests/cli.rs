@@ -339,7 +339,7 @@ fn bad_policy_sets_name_file_line_and_field() {
     let err = stderr(&check(&wasi));
     for needle in [
         "wasi.yaml:6:",
-        "imports \"wasi_snapshot_preview1\".\"fd_write\"",
+        "imports \"wasi_snapshot_preview1\".\"sock_open\"",
         "there is no built-in module \"nope\"",
         "environment \"qa\" is not defined",
         "spec.policies[1].match",

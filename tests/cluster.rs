@@ -1249,3 +1249,991 @@ fn oversized_review_is_denied_by_plate_policy_even_with_failure_policy_ignore() 
     let small = unique("small");
     create(&c, &pod_manifest(&small, "plate-prod", "nginx:1.25")).success();
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 16: `plate-policy audit` judges what already exists.
+
+/// `plate-policy audit ARGS --kubeconfig (the admin's)`: exit code, stdout, stderr.
+fn audit(c: &Cluster, args: &[&str]) -> (Option<i32>, String, String) {
+    let kubeconfig = c.env.kubeconfig.display().to_string();
+    let mut all = vec!["audit", "--kubeconfig", kubeconfig.as_str()];
+    all.extend_from_slice(args);
+    let out = support::command::plate_policy(&all);
+    (
+        out.status.code(),
+        support::command::stdout(&out),
+        support::command::stderr(&out),
+    )
+}
+
+/// The results of `audit -o json` about `resource`.
+fn audit_results(c: &Cluster, args: &[&str], resource: &str) -> (Option<i32>, Vec<Value>) {
+    let mut all = vec!["-o", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = audit(c, &all);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("audit -o json: {e}\n{stdout}\n{stderr}"));
+    let rows = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["resource"] == resource)
+        .cloned()
+        .collect();
+    (code, rows)
+}
+
+/// A Deployment with no replicas (the controllers make a ReplicaSet, no Pods).
+fn deployment_manifest(name: &str, ns: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+          resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
+"
+    )
+}
+
+/// A policy set of the built-in no-latest-tag alone, judging only namespace `ns`.
+fn only_latest_in(ns: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("set.yaml"),
+        format!(
+            "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {{name: audit}}\nspec:\n  policies:\n    - name: no-latest-tag\n      module: builtin:no-latest-tag\n      environments: [prod]\n      match:\n        kinds: [apps/Deployment]\n        namespaces: {{include: [{ns}]}}\n    - name: delete-guard\n      module: builtin:no-latest-tag\n      audit: false\n      match: {{kinds: [apps/Deployment], operations: [DELETE]}}\n    - name: widgets\n      module: builtin:no-latest-tag\n      match: {{kinds: [example.com/Widget]}}\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_finds_a_violation_admitted_while_the_webhook_was_absent_and_follows_fixes_and_relabels() {
+    let mut c = cluster();
+    c.dirty = true;
+    // The webhook is absent: its configuration removed (the next test restores it).
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("audit-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let resource = format!("Deployment/{ns}/{name}");
+    let set = only_latest_in(&ns);
+    let set_file = set.path().join("set.yaml");
+    let set_arg = ["--policies", set_file.to_str().unwrap_or_default()];
+
+    // Found, with everything a report needs; exit 1: admission would deny it today.
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert_eq!(code, Some(1), "{rows:?}");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["policy"], "no-latest-tag");
+    assert_eq!(row["result"], "fail");
+    assert_eq!(row["mode"], "enforce");
+    assert_eq!(row["environment"], "prod");
+    assert_eq!(row["key"], "container:web");
+    assert_eq!(row["path"], "spec.template.spec.containers[0].image");
+    assert!(
+        row["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the \"latest\" tag is not allowed in prod")),
+        "{row}"
+    );
+    // The built-in set finds it too, in the table.
+    let (code, table, _) = audit(&c, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        table.lines().any(|l| l.starts_with(&resource)
+            && l.contains("no-latest-tag")
+            && l.contains(" fail ")),
+        "{table}"
+    );
+
+    // Its namespace relabelled to staging: no-latest-tag does not apply there.
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=development",
+        "--overwrite",
+    ])
+    .success();
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(code, Some(0), "nothing in the audited namespace violates");
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    assert_eq!(audit_results(&c, &set_arg, &resource).1.len(), 1);
+
+    // Fixed: gone, and exit 0.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        "web=harbor.cocdev.co.kr/plate/plate-api:2.4.1",
+    ])
+    .success();
+    let (code, rows) = audit_results(&c, &set_arg, &resource);
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(code, Some(0));
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_makes_prod_ingresses_fail_when_their_cluster_issuer_moves_to_the_staging_acme_server() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let issuer = unique("audit-acme");
+    let issuer_manifest = |server: &str| {
+        format!(
+            "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: {issuer}}}
+spec:
+  acme:
+    server: {server}
+    privateKeySecretRef: {{name: {issuer}-key}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
+"
+        )
+    };
+    c.apply(&issuer_manifest(
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let ingress = unique("web");
+    c.apply(&format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {ingress}
+  namespace: plate-prod
+  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
+spec:
+  rules: [{{host: web.example.com}}]
+  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
+"
+    ))
+    .success();
+    let resource = format!("Ingress/plate-prod/{ingress}");
+    let staging_rows = |rows: &[Value]| {
+        rows.iter()
+            .filter(|r| r["policy"] == "no-staging-issuer")
+            .count()
+    };
+    let (_, rows) = audit_results(&c, &[], &resource);
+    assert_eq!(staging_rows(&rows), 0, "{rows:?}");
+    c.apply(&issuer_manifest(
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let (code, rows) = audit_results(&c, &[], &resource);
+    assert_eq!(code, Some(1));
+    assert_eq!(staging_rows(&rows), 1, "{rows:?}");
+    let _ = c.kubectl(&["delete", "ingress", "-n", "plate-prod", &ingress]);
+    let _ = c.kubectl(&["delete", "clusterissuer", &issuer]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_says_why_it_cannot_run_and_what_it_skipped() {
+    let c = cluster();
+    let ns = unique("audit-skip");
+    let set = only_latest_in(&ns);
+    let set_file = set.path().join("set.yaml");
+    let set_file = set_file.to_str().unwrap_or_default();
+
+    // Skipped, with the reason: an entry with audit: false, a kind the cluster
+    // does not serve; nothing violates, exit 0.
+    let (code, table, stderr) = audit(&c, &["--policies", set_file]);
+    assert_eq!(code, Some(0), "{table}{stderr}");
+    assert!(
+        table.contains("SKIP  policy delete-guard: audit: false in the policy set"),
+        "{table}"
+    );
+    assert!(
+        table.contains("SKIP  example.com/Widget: the cluster does not serve this kind"),
+        "{table}"
+    );
+
+    // No cluster: nothing listens on the address the kubeconfig names.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let admin = std::fs::read_to_string(&c.env.kubeconfig).unwrap_or_default();
+    let server = format!("https://{}:{}", c.env.api_host, c.env.api_port);
+    assert!(
+        admin.contains(&server),
+        "the admin kubeconfig names {server}"
+    );
+    let nowhere = dir.path().join("nowhere.kubeconfig");
+    std::fs::write(&nowhere, admin.replace(&server, "https://127.0.0.1:1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = support::command::plate_policy(&[
+        "audit",
+        "--kubeconfig",
+        nowhere.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::command::stderr(&out);
+    assert!(err.contains("cannot discover the cluster's API"), "{err}");
+
+    // No permission: a ServiceAccount without any role.
+    let sa = unique("auditor");
+    c.kubectl(&["create", "serviceaccount", &sa, "-n", "default"])
+        .success();
+    let token = c
+        .kubectl(&["create", "token", &sa, "-n", "default"])
+        .success()
+        .stdout;
+    let kubeconfig = dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: '{}'}}}}]\nusers: [{{name: u, user: {{token: '{}'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            c.env.ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = support::command::plate_policy(&[
+        "audit",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::command::stderr(&out);
+    assert!(
+        err.contains("cannot list") && err.contains("forbidden"),
+        "{err}"
+    );
+    assert!(err.contains("the audit needs get and list"), "{err}");
+    let _ = c.kubectl(&["delete", "serviceaccount", &sa, "-n", "default"]);
+}
+
+/// `plate-policy audit --watch` as a child process: its metrics address read from
+/// its log; killed when dropped.
+struct Auditor {
+    child: std::process::Child,
+    metrics: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Auditor {
+    fn start(c: &Cluster, args: &[&str]) -> Auditor {
+        Auditor::start_with(&c.env.kubeconfig, args)
+    }
+
+    /// As the user of `kubeconfig`.
+    fn start_with(kubeconfig: &std::path::Path, args: &[&str]) -> Auditor {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plate-policy"))
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info,plate_policy::admission=warn",
+            ])
+            .args(["audit", "--watch", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(support::repo_root())
+            .env_remove("POD_NAMESPACE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the audit: {e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(mut all) = sink.lock() {
+                    all.push(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let metrics = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("the audit did not start serving metrics: {e}"));
+            if line.contains("serving audit metrics") {
+                let value: Value = serde_json::from_str(&line).unwrap_or_default();
+                break value["fields"]["metrics"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no address in {line}"));
+            }
+        };
+        Auditor {
+            child,
+            metrics,
+            log,
+        }
+    }
+
+    /// The value of the metric series whose line starts with `series`.
+    fn metric(&self, series: &str) -> Option<f64> {
+        let (code, text) = support::https::http_get(self.metrics, "/metrics").ok()?;
+        (code == 200).then_some(())?;
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn ready(&self) -> bool {
+        matches!(
+            support::https::http_get(self.metrics, "/readyz"),
+            Ok((200, _))
+        )
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+impl Drop for Auditor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The report of the object with `uid` in `ns` (None: there is none).
+fn report_of(c: &Cluster, ns: &str, uid: &str) -> Option<Value> {
+    let out = c.kubectl(&["get", "reports.openreports.io", "-n", ns, uid, "-o", "json"]);
+    out.ok()
+        .then(|| serde_json::from_str(&out.stdout).unwrap_or_default())
+}
+
+fn uid_of(c: &Cluster, what: &[&str]) -> String {
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    args.extend_from_slice(&["-o", "jsonpath={.metadata.uid}"]);
+    c.kubectl(&args).success().stdout.trim().to_string()
+}
+
+/// Polls until the report of `uid` satisfies `accept`; returns it and how long it took.
+fn await_report(
+    c: &Cluster,
+    ns: &str,
+    uid: &str,
+    what: &str,
+    accept: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let start = Instant::now();
+    let report = support::cluster::poll(Duration::from_secs(30), what, || {
+        report_of(c, ns, uid).filter(|r| accept(r))
+    });
+    (report, start.elapsed())
+}
+
+fn results_of<'a>(report: &'a Value, policy: &str) -> Vec<&'a Value> {
+    report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["policy"] == policy)
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_keeps_a_report_per_resource_true_to_the_cluster() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("watch-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let uid = uid_of(&c, &["deployment", "-n", &ns, &name]);
+    let set_dir = only_latest_in(&ns);
+    let set_file = set_dir.path().join("set.yaml");
+    let auditor = Auditor::start(&c, &["--policies", set_file.to_str().unwrap_or_default()]);
+    let violations = "plate_policy_audit_violations{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\"}";
+
+    // Found: a failed result with the key, message and properties.
+    let (report, _) = await_report(&c, &ns, &uid, "the report of the Deployment", |r| {
+        r["summary"]["fail"] == 1
+    });
+    let fail = results_of(&report, "no-latest-tag");
+    assert_eq!(fail.len(), 1, "{report}");
+    assert_eq!(fail[0]["result"], "fail");
+    assert_eq!(fail[0]["rule"], "container:web");
+    assert_eq!(fail[0]["source"], "plate-policy");
+    assert_eq!(fail[0]["properties"]["environment"], "prod");
+    assert_eq!(
+        fail[0]["properties"]["path"],
+        "spec.template.spec.containers[0].image"
+    );
+    assert_eq!(report["scope"]["uid"], uid.as_str());
+    assert_eq!(
+        report["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    poll(Duration::from_secs(10), "the violations metric", || {
+        (auditor.metric(violations) == Some(1.0)).then_some(())
+    });
+    poll(
+        Duration::from_secs(10),
+        "readiness after the first pass",
+        || auditor.ready().then_some(()),
+    );
+
+    // Its namespace relabelled to staging: a pass.
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=development",
+        "--overwrite",
+    ])
+    .success();
+    let (report, took) = await_report(&c, &ns, &uid, "a pass after the relabel", |r| {
+        r["summary"]["fail"] == 0
+    });
+    let pass = results_of(&report, "no-latest-tag");
+    assert_eq!(pass.len(), 1, "{report}");
+    assert_eq!(pass[0]["result"], "pass");
+    eprintln!("relabel re-reported in {took:?}");
+    c.kubectl(&[
+        "label",
+        "namespace",
+        &ns,
+        "environment=production",
+        "--overwrite",
+    ])
+    .success();
+    await_report(&c, &ns, &uid, "a fail after relabelling back", |r| {
+        r["summary"]["fail"] == 1
+    });
+
+    // Fixed: the result turns into a pass, the metric to 0.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        "web=harbor.cocdev.co.kr/plate/plate-api:2.4.1",
+    ])
+    .success();
+    let (_, took) = await_report(&c, &ns, &uid, "a pass after the fix", |r| {
+        r["summary"]["fail"] == 0 && r["summary"]["pass"] == 1
+    });
+    eprintln!("one changed object re-reported in {took:?}");
+    poll(
+        Duration::from_secs(10),
+        "the violations metric back to 0",
+        || (auditor.metric(violations) == Some(0.0)).then_some(()),
+    );
+
+    // A policy-set reload re-audits: the same policy in warn mode warns.
+    c.kubectl(&[
+        "-n",
+        &ns,
+        "set",
+        "image",
+        &format!("deployment/{name}"),
+        &format!("web={PLATE_API_LATEST}"),
+    ])
+    .success();
+    await_report(&c, &ns, &uid, "a fail again", |r| r["summary"]["fail"] == 1);
+    let text = std::fs::read_to_string(&set_file).unwrap_or_default();
+    std::fs::write(
+        &set_file,
+        text.replacen(
+            "      environments: [prod]\n",
+            "      environments: [prod]\n      mode: warn\n",
+            1,
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    await_report(&c, &ns, &uid, "a warn after the policy set changed", |r| {
+        r["summary"]["warn"] == 1 && r["summary"]["fail"] == 0
+    });
+
+    // Deleted: the garbage collector removes its report.
+    c.kubectl(&["delete", "deployment", "-n", &ns, &name])
+        .success();
+    poll(
+        Duration::from_secs(60),
+        "the report to go with its Deployment",
+        || report_of(&c, &ns, &uid).is_none().then_some(()),
+    );
+    assert!(auditor.log_text().contains("first audit pass done"));
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_writes_nothing_unchanged_after_a_restart_and_follows_cluster_issuers() {
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let issuer = unique("watch-acme");
+    let issuer_manifest = |server: &str| {
+        format!(
+            "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: {issuer}}}
+spec:
+  acme:
+    server: {server}
+    privateKeySecretRef: {{name: {issuer}-key}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
+"
+        )
+    };
+    c.apply(&issuer_manifest(
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let ingress = unique("web");
+    c.apply(&format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {ingress}
+  namespace: plate-prod
+  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
+spec:
+  rules: [{{host: web.example.com}}]
+  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
+"
+    ))
+    .success();
+    let uid = uid_of(&c, &["ingress", "-n", "plate-prod", &ingress]);
+    let writes = "plate_policy_audit_report_writes_total{result=\"success\"}";
+    {
+        let auditor = Auditor::start(&c, &[]);
+        await_report(&c, "plate-prod", &uid, "the Ingress's report", |r| {
+            results_of(r, "no-staging-issuer")
+                .first()
+                .is_some_and(|x| x["result"] == "pass")
+        });
+        poll(Duration::from_secs(30), "the first pass", || {
+            auditor.ready().then_some(())
+        });
+    }
+    // A second process, nothing changed: its first pass writes no report.
+    let auditor = Auditor::start(&c, &[]);
+    poll(Duration::from_secs(30), "the first pass", || {
+        auditor.ready().then_some(())
+    });
+    assert_eq!(auditor.metric(writes), Some(0.0), "{}", auditor.log_text());
+    // The ClusterIssuer moves to the staging ACME server: the prod Ingress fails.
+    c.apply(&issuer_manifest(
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ))
+    .success();
+    let (report, took) = await_report(
+        &c,
+        "plate-prod",
+        &uid,
+        "a fail once the issuer is staging",
+        |r| {
+            results_of(r, "no-staging-issuer")
+                .first()
+                .is_some_and(|x| x["result"] == "fail")
+        },
+    );
+    eprintln!("the Ingress re-reported {took:?} after its ClusterIssuer changed");
+    assert!(report.to_string().contains("acme-staging-v02"), "{report}");
+    assert_eq!(auditor.metric(writes), Some(1.0));
+    let _ = c.kubectl(&["delete", "ingress", "-n", "plate-prod", &ingress]);
+    let _ = c.kubectl(&["delete", "clusterissuer", &issuer]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_watch_replicas_elect_one_leader_and_a_follower_takes_over() {
+    let c = cluster();
+    let lease = unique("audit-lease");
+    let args = [
+        "--lease-namespace",
+        "default",
+        "--lease-name",
+        lease.as_str(),
+    ];
+    let first = Auditor::start(&c, &[&args[..], &["--identity", "first"]].concat());
+    poll(Duration::from_secs(30), "the first replica to lead", || {
+        (first.metric("plate_policy_audit_leader") == Some(1.0)).then_some(())
+    });
+    let second = Auditor::start(&c, &[&args[..], &["--identity", "second"]].concat());
+    // The second waits: over several renewals of the first, it never leads.
+    let holder = || {
+        c.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "default",
+            &lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .success()
+        .stdout
+        .trim()
+        .to_string()
+    };
+    let watch_until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < watch_until {
+        assert_eq!(second.metric("plate_policy_audit_leader"), Some(0.0));
+        assert_eq!(first.metric("plate_policy_audit_leader"), Some(1.0));
+        assert_eq!(holder(), "first");
+    }
+    drop(first);
+    poll(
+        Duration::from_secs(40),
+        "the second replica to take over",
+        || (second.metric("plate_policy_audit_leader") == Some(1.0)).then_some(()),
+    );
+    let _ = c.kubectl(&["delete", "lease", "-n", "default", &lease]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn chart_audit_is_accepted_leaves_existing_report_crds_alone_and_its_rbac_suffices() {
+    let mut c = cluster();
+    c.dirty = true;
+    // The baseline installed the OpenReports CRDs (as Kyverno or Policy Reporter would).
+    let before = c
+        .kubectl(&["get", "crd", "reports.openreports.io", "-o", "json"])
+        .success()
+        .stdout;
+    let out = c.helm_upgrade(&["--set", "audit.enabled=true"]).success();
+    assert!(out.stdout.contains("STATUS: deployed"), "{}", out.text());
+    let crd: Value = serde_json::from_str(
+        &c.kubectl(&["get", "crd", "reports.openreports.io", "-o", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap_or_default();
+    assert!(
+        crd["metadata"]["annotations"]["meta.helm.sh/release-name"].is_null(),
+        "the chart took over an existing CRD: {crd}"
+    );
+    let before: Value = serde_json::from_str(&before).unwrap_or_default();
+    assert_eq!(crd["spec"], before["spec"], "the existing CRD was changed");
+    c.kubectl(&["get", "deployment", "-n", RELEASE_NS, "plate-policy-audit"])
+        .success();
+
+    // The audit as the chart's audit ServiceAccount, with the chart's policy set and
+    // its Lease: its RBAC lets it list, watch, elect and write reports.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let token = c
+        .kubectl(&["-n", RELEASE_NS, "create", "token", "plate-policy-audit"])
+        .success()
+        .stdout;
+    let server = format!("https://{}:{}", c.env.api_host, c.env.api_port);
+    let kubeconfig = dir.path().join("audit.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: '{server}', certificate-authority: '{}'}}}}]\nusers: [{{name: u, user: {{token: '{}'}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            c.env.ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = c
+        .kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            RELEASE_NS,
+            "plate-policy-policies",
+            "-o",
+            "jsonpath={.data.policies\\.yaml}",
+        ])
+        .success()
+        .stdout;
+    let set_file = dir.path().join("policies.yaml");
+    std::fs::write(&set_file, set).unwrap_or_else(|e| panic!("{e}"));
+    let name = unique("chart-audit");
+    c.apply(&deployment_manifest(&name, "plate-stg", "nginx:1.25"))
+        .success();
+    let uid = uid_of(&c, &["deployment", "-n", "plate-stg", &name]);
+    let auditor = Auditor::start_with(
+        &kubeconfig,
+        &[
+            "--policies",
+            set_file.to_str().unwrap_or_default(),
+            "--lease-namespace",
+            RELEASE_NS,
+            "--lease-name",
+            "plate-policy-audit",
+        ],
+    );
+    poll(Duration::from_secs(30), "the audit to lead", || {
+        (auditor.metric("plate_policy_audit_leader") == Some(1.0)).then_some(())
+    });
+    await_report(
+        &c,
+        "plate-stg",
+        &uid,
+        "a report written as the chart's ServiceAccount",
+        |r| r["summary"]["pass"].as_u64().unwrap_or(0) > 0,
+    );
+    assert!(
+        !auditor.log_text().contains("forbidden"),
+        "{}",
+        auditor.log_text()
+    );
+    let _ = c.kubectl(&["delete", "deployment", "-n", "plate-stg", &name]);
+}
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn audit_dashboard_panels_and_alert_have_data_from_a_real_audit() {
+    use support::prometheus::{DASHBOARD, Prometheus, RULES, panel_queries, substitute};
+    let mut c = cluster();
+    c.dirty = true;
+    c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
+        .success();
+    let ns = unique("dash-prod");
+    c.apply(&namespace_manifest(&ns, "production")).success();
+    let name = unique("api");
+    c.apply(&deployment_manifest(&name, &ns, PLATE_API_LATEST))
+        .success();
+    let auditor = Auditor::start(&c, &[]);
+    poll(Duration::from_secs(30), "the first pass", || {
+        auditor.ready().then_some(())
+    });
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prometheus = Prometheus::start(dir.path(), auditor.metrics);
+    let violations = "plate_policy_audit_violations{environment=\"prod\",mode=\"enforce\",policy=\"no-latest-tag\"}";
+    poll(Duration::from_secs(60), "two scrapes of the audit", || {
+        let r = prometheus.result(&format!("count_over_time({violations}[1m]) >= 2"));
+        (!r.is_empty()).then_some(())
+    });
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo_root().join(DASHBOARD)).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let mut queries = Vec::new();
+    panel_queries(
+        dashboard["panels"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        &mut queries,
+    );
+    let audit: Vec<&(String, String)> = queries
+        .iter()
+        .filter(|(_, e)| e.contains("plate_policy_audit_"))
+        .collect();
+    assert!(audit.len() >= 3, "the dashboard's audit panels: {audit:?}");
+    for (title, expr) in audit {
+        assert!(
+            !prometheus.result(&substitute(expr)).is_empty(),
+            "{title}: {expr} has no data"
+        );
+    }
+    // The alert's expression finds the prod violation (its `for: 1h` is promtool's
+    // unit test, tests/alerts/).
+    let rules: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(support::repo_root().join(RULES)).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let expr = rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .find(|r| r["alert"] == "PlatePolicyEnforceViolationsInProd")
+        .and_then(|r| r["expr"].as_str())
+        .unwrap_or_else(|| panic!("no PlatePolicyEnforceViolationsInProd rule"))
+        .to_string();
+    let firing = prometheus.result(&expr);
+    assert!(
+        firing
+            .iter()
+            .any(|s| s["metric"]["policy"] == "no-latest-tag"),
+        "{expr}: {firing:?}"
+    );
+    let _ = c.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 18: a policy module from an OCI registry, installed with helm.
+
+#[test]
+#[ignore = "needs the control plane: scripts/cluster.sh up"]
+fn oci_module_installed_with_helm_decides_like_the_builtin() {
+    use support::registry::Registry;
+    let mut c = cluster();
+    c.dirty = true;
+    // The built-in denial, for comparison.
+    let name = unique("oci");
+    let builtin = create(&c, &pod_manifest(&name, "plate-prod", PLATE_API_LATEST)).failure();
+    assert!(
+        builtin.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        builtin.text()
+    );
+
+    // A registry with TLS (a private CA) and basic auth, on the bridge's host address,
+    // where the replicas in their network namespaces reach it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let host: std::net::Ipv4Addr = c
+        .env
+        .api_host
+        .parse()
+        .unwrap_or_else(|e| panic!("the harness's host address: {e}"));
+    let registry = Registry::secure(&dir.path().join("registry"), host.octets());
+    let wasm = dir.path().join("no-latest-tag.wasm");
+    std::fs::write(
+        &wasm,
+        plate_policy::builtin::module("no-latest-tag").unwrap_or_else(|| panic!("no module")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let reference = format!("oci://{}/plate/no-latest-tag:1.0", registry.addr);
+    let mut push: Vec<String> = vec!["push".into(), wasm.display().to_string(), reference.clone()];
+    push.extend(registry.cli_args());
+    let push: Vec<&str> = push.iter().map(String::as_str).collect();
+    let out = support::command::plate_policy(&push);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        support::command::stderr(&out)
+    );
+    let digest = support::command::stdout(&out).trim().to_string();
+    let pinned = format!("oci://{}/plate/no-latest-tag@{digest}", registry.addr);
+
+    // The pull Secret and the CA, as a platform team would create them.
+    let auth = std::fs::read_to_string(registry.auth()).unwrap_or_default();
+    let _ = c.kubectl(&[
+        "delete",
+        "secret",
+        "-n",
+        RELEASE_NS,
+        "plate-oci-pull",
+        "--ignore-not-found",
+    ]);
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "plate-oci-pull",
+        "-n",
+        RELEASE_NS,
+        "--type",
+        "kubernetes.io/dockerconfigjson",
+        &format!("--from-literal=.dockerconfigjson={auth}"),
+    ])
+    .success();
+    let _ = c.kubectl(&[
+        "delete",
+        "configmap",
+        "-n",
+        RELEASE_NS,
+        "plate-oci-ca",
+        "--ignore-not-found",
+    ]);
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "plate-oci-ca",
+        "-n",
+        RELEASE_NS,
+        &format!("--from-file=ca.crt={}", registry.ca().display()),
+    ])
+    .success();
+
+    // The chart's policy set with no-latest-tag from the registry, pinned by digest.
+    let addr = registry.addr.to_string();
+    let values = policy_set_values(|policies| {
+        for p in policies.iter_mut() {
+            if p["name"] == "no-latest-tag" {
+                p["module"] = Value::String(pinned.clone());
+            }
+        }
+    });
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&values).unwrap_or_default())
+            .unwrap_or_default();
+    // Relative to the policy set's file, /etc/plate-policy/policies/policies.yaml: in a
+    // pod that is /etc/plate-policy/registry-ca/ca.crt, where the chart mounts the CA
+    // (the harness maps mount paths to directories instead of mounting them).
+    doc["policySet"]["spec"]["registries"] = serde_json::json!({
+        addr.as_str(): {"caFile": "../registry-ca/ca.crt"}
+    });
+    doc["registry"] =
+        serde_json::json!({"pullSecret": "plate-oci-pull", "caConfigMap": "plate-oci-ca"});
+    std::fs::write(&values, doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let values = values.display().to_string();
+    c.helm_upgrade(&["-f", &values]).success();
+    // New pods: the Deployment's template changed (the Secret and CA mounted).
+    let replicas = c.node.rolling_restart();
+    assert_eq!(replicas.len(), 2);
+    let pulled = replicas.iter().all(|r| {
+        r.log_lines_with(&["oci"])
+            .iter()
+            .any(|l| l.contains(&digest))
+    });
+    assert!(pulled, "the replicas did not log the pulled digest");
+
+    // The same decision, word for word, with the module from the registry.
+    let oci = create(
+        &c,
+        &pod_manifest(&unique("oci"), "plate-prod", PLATE_API_LATEST),
+    )
+    .failure();
+    assert!(
+        oci.stderr.contains(&denied_by_webhook(LATEST_DENIAL)),
+        "{}",
+        oci.text()
+    );
+    create(
+        &c,
+        &pod_manifest(&unique("oci"), "plate-prod", "nginx:1.25"),
+    )
+    .success();
+    let _ = c.kubectl(&[
+        "delete",
+        "pods",
+        "-n",
+        "plate-prod",
+        "--all",
+        "--wait=false",
+    ]);
+    drop(reference);
+}

@@ -199,7 +199,7 @@ fn modules_that_break_the_abi_do_not_load() {
     let engine = engine();
     let cases = [
         (Hostile::WrongSignature, "plate_validate"),
-        (Hostile::ImportsWasi, "fd_write"),
+        (Hostile::ImportsWasi, "sock_open"),
         (Hostile::WrongAbiVersion, "ABI version 3"),
         (Hostile::NoAbiVersion, "plate_abi_version"),
     ];

@@ -453,9 +453,9 @@ fn inspect_tells_abi_exports_imports_and_lookups() {
     let out = plate_policy(&["inspect", s(&wasi)]);
     assert_eq!(code(&out), 2);
     let text = stdout(&out);
-    assert!(text.contains("abi version:     none: the host refuses it: it imports \"wasi_snapshot_preview1\".\"fd_write\""), "{text}");
+    assert!(text.contains("abi version:     none: the host refuses it: it imports \"wasi_snapshot_preview1\".\"sock_open\""), "{text}");
     assert!(
-        text.contains("wasi_snapshot_preview1.fd_write  func (i32, i32, i32, i32) -> i32"),
+        text.contains("wasi_snapshot_preview1.sock_open  func (i32, i32, i32) -> i32"),
         "{text}"
     );
     let v1 = dir.path().join("v1.wasm");
@@ -564,5 +564,118 @@ fn test_takes_a_policy_set_and_suite_files_from_the_command_line() {
         stdout(&out).contains("1 passed, 0 failed"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// `go` as the walkthrough of docs/authoring-go.md shows it: the environment words,
+/// then go's own arguments; test results are never taken from Go's cache.
+fn run_go(dir: &Path, words: &[&str]) -> Vec<String> {
+    let at = words.iter().position(|w| *w == "go").unwrap_or(0);
+    let mut command = Command::new("go");
+    let mut args: Vec<&str> = words[at + 1..].to_vec();
+    if args.first() == Some(&"test") {
+        args.insert(1, "-count=1");
+    }
+    command.args(&args).current_dir(dir);
+    for word in &words[..at] {
+        if let Some((key, value)) = word.split_once('=') {
+            command.env(key, value);
+        }
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run go (Go policies need Go on PATH): {e}"));
+    assert!(
+        out.status.success(),
+        "{words:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The Done-when of Go authoring: the walkthrough of docs/authoring-go.md, as
+/// shown, outside the repository: `new --lang go`, `go build` to a WASI reactor,
+/// `go test`, the starter suite, a `check`; then the module without a checkout
+/// (the SDK copied in) builds too.
+#[test]
+fn a_scaffolded_go_policy_builds_with_go_passes_its_suite_and_checks_manifests() {
+    let tmp = temp_dir();
+    let repo = support::repo_root()
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outside = tmp.path().canonicalize().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!outside.starts_with(&repo), "the temp dir must be outside");
+
+    let walkthrough: Vec<Block> = docs::blocks(&repo.join("docs/authoring-go.md"))
+        .into_iter()
+        .filter(|b| b.lang == "console")
+        .filter(|b| {
+            b.marker
+                .as_deref()
+                .is_some_and(|m| m.starts_with("walkthrough"))
+        })
+        .collect();
+    assert_eq!(walkthrough.len(), 3, "the walkthrough's blocks");
+    let mut session = Session::new(outside.clone());
+    session.go = Some(run_go);
+    let drifts: Vec<String> = walkthrough
+        .iter()
+        .flat_map(|block| docs::run_block(block, &mut session))
+        .collect();
+    assert!(drifts.is_empty(), "{}", drifts.join("\n"));
+    let module_dir = outside.join("require-owner");
+    let go_mod = std::fs::read_to_string(module_dir.join("go.mod")).unwrap_or_default();
+    assert!(
+        go_mod.contains(&format!(
+            "replace policy.plate.dev/sdk => {}",
+            s(&repo.join("policies/sdk-go"))
+        )),
+        "{go_mod}"
+    );
+    let out = plate_policy_in(&module_dir, &["inspect", "require-owner.wasm"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("abi version:     2\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Outside a checkout, without --sdk-path: a copy of the SDK, and it builds.
+    let out = plate_policy_in(&outside, &["new", "--lang", "go", "copied"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let copied = outside.join("copied");
+    let go_mod = std::fs::read_to_string(copied.join("go.mod")).unwrap_or_default();
+    assert!(
+        go_mod.contains("replace policy.plate.dev/sdk => ./plate-sdk"),
+        "{go_mod}"
+    );
+    run_go(
+        &copied,
+        &[
+            "GOOS=wasip1",
+            "GOARCH=wasm",
+            "go",
+            "build",
+            "-buildmode=c-shared",
+            "-o",
+            "copied.wasm",
+            ".",
+        ],
+    );
+    assert!(copied.join("copied.wasm").is_file());
+    // A Rust SDK version makes no sense for Go.
+    let out = plate_policy_in(
+        &outside,
+        &["new", "--lang", "go", "x", "--sdk-version", "1.0.0"],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("--sdk-version is for Rust policies"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -93,7 +93,7 @@ fn load_failures_read_as_documented() {
         (
             "ImportsWasi".into(),
             Hostile::ImportsWasi.wasm(),
-            "imports \"wasi_snapshot_preview1\".\"fd_write\", which the host does not provide: policies may import only \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)",
+            "imports \"wasi_snapshot_preview1\".\"sock_open\", which the host does not provide: policies may import \"plate\".\"lookup_object\" and the WASI preview 1 functions of docs/abi.md",
         ),
         (
             "WrongAbiVersion".into(),

@@ -342,6 +342,8 @@ VALIDATE_CASES = {
         "extraVolumes": [{"name": "modules", "configMap": {"name": "my-modules"}}],
         "extraVolumeMounts": [{"name": "modules", "mountPath": "/etc/plate-policy/modules"}],
     },
+    "audit": {"audit": {"enabled": True}, "serviceMonitor": {"enabled": True}},
+    "audit-wgpolicyk8s": {"audit": {"enabled": True, "replicas": 2, "reports": {"api": "wgpolicyk8s"}}},
 }
 
 
@@ -743,9 +745,54 @@ def test_inconsistent_timeouts_fail(chart, values, message):
         render(chart, values)
 
 
+def test_registry_secret_ca_keys_and_cache_volume(chart):
+    """The pull Secret becomes --registry-config at its mount; the CA and cosign-key
+    ConfigMaps are mounted where the policy set names them; the cache volume can be
+    replaced; a startup probe covers the first load (pulls included)."""
+    default = container(render_objects(chart, {}))
+    assert "--registry-config" not in parse_args(default["args"])
+    assert default["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert default["startupProbe"]["failureThreshold"] == 60
+    values = {
+        "registry": {"pullSecret": "harbor-pull", "caConfigMap": "registry-ca", "cosignKeysConfigMap": "cosign-keys"},
+        "moduleCache": {"volume": {"persistentVolumeClaim": {"claimName": "plate-policy-cache"}}},
+    }
+    objs = render_objects(chart, values)
+    c = container(objs)
+    flags = parse_args(c["args"])
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert flags["--registry-config"] == mounts["registry-auth"] + "/.dockerconfigjson"
+    assert mounts["registry-ca"] == "/etc/plate-policy/registry-ca"
+    assert mounts["cosign-keys"] == "/etc/plate-policy/cosign-keys"
+    assert flags["--module-cache"] == mounts["module-cache"]
+    volumes = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["registry-auth"]["secret"] == {
+        "secretName": "harbor-pull",
+        "items": [{"key": ".dockerconfigjson", "path": ".dockerconfigjson"}],
+    }
+    assert volumes["registry-ca"]["configMap"]["name"] == "registry-ca"
+    assert volumes["cosign-keys"]["configMap"]["name"] == "cosign-keys"
+    assert volumes["module-cache"]["persistentVolumeClaim"]["claimName"] == "plate-policy-cache"
+    assert "emptyDir" not in volumes["module-cache"]
+    # An OCI module with a registry CA and a signature check passes the schema.
+    oci = policy_set_with(
+        {
+            "name": "x",
+            "module": "oci://harbor.example.com/plate/x@sha256:" + "a" * 64,
+            "verify": {"cosignKey": "/etc/plate-policy/cosign-keys/cosign.pub"},
+            "match": {"kinds": ["Pod"]},
+        }
+    )
+    oci["policySet"]["spec"]["requireDigests"] = True
+    oci["policySet"]["spec"]["registries"] = {"harbor.example.com": {"caFile": "/etc/plate-policy/registry-ca/ca.crt"}}
+    chart.validate_schema(oci)
+
+
 def test_args_are_flags_of_the_binary(chart, plate_policy_bin):
     """Every flag the chart passes exists in `plate-policy serve --help`."""
-    args = container(render_objects(chart, {"metricsNamespaceLabel": True, "logLevel": "info"}))["args"]
+    args = container(
+        render_objects(chart, {"metricsNamespaceLabel": True, "logLevel": "info", "registry": {"pullSecret": "p"}})
+    )["args"]
     help_text = subprocess.run(
         [plate_policy_bin, "serve", "--help"], capture_output=True, text=True, check=True
     ).stdout
@@ -826,6 +873,9 @@ def test_service_monitor_scrapes_the_metrics_port(chart):
         {"policySet": policy_set_with({"name": "x", "module": "builtin:x", "match": {"kinds": ["Pod"]}, "context": [{"kind": "Secret"}]})["policySet"]},
         {"replicaCount": "two"},
         {"tls": {"certManager": {"duration": "90 days"}}},
+        {"registry": {"pullSecret": 1}},
+        {"moduleCache": {"sizeLimit": "lots"}},
+        {"policySet": policy_set_with({"name": "x", "module": "oci://r.io/x:1", "verify": {"key": "k"}, "match": {"kinds": ["Pod"]}})["policySet"]},
     ],
 )
 def test_schema_rejects_bad_values(chart, bad):
@@ -887,3 +937,100 @@ def test_custom_policy_set_reaches_the_configmap(chart):
     policy_set = yaml.safe_load(cm["data"]["policies.yaml"])
     assert [p["name"] for p in policy_set["spec"]["policies"]] == ["only-ns"]
     assert policy_set["metadata"]["name"] == "custom"
+
+
+# ------------------------------------------------------------------------------ audit
+
+AUDIT = {"audit": {"enabled": True}}
+
+
+def audit_container(objs: list[dict]) -> dict:
+    deployment = one(objs, "Deployment", f"{RELEASE}-audit")
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def test_audit_is_off_by_default(chart):
+    objs = render_objects(chart)
+    assert not [o for o in objs if o["metadata"]["name"].endswith("-audit")]
+    assert "CustomResourceDefinition" not in kinds(objs)
+
+
+def test_audit_runs_in_its_own_pods_that_no_webhook_service_selects(chart):
+    objs = render_objects(chart, AUDIT)
+    audit = one(objs, "Deployment", f"{RELEASE}-audit")
+    labels = audit["spec"]["template"]["metadata"]["labels"]
+    for name in (RELEASE, f"{RELEASE}-audit"):
+        service = one(objs, "Service", name)
+        selects = all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+        assert selects == (name == f"{RELEASE}-audit"), name
+    webhook = one(objs, "Deployment", RELEASE)
+    assert not all(
+        labels.get(k) == v for k, v in webhook["spec"]["selector"]["matchLabels"].items()
+    )
+    pdb = one(objs, "PodDisruptionBudget")
+    assert not all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+    assert audit["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-audit"
+    args = audit_container(objs)["args"]
+    assert args[args.index("audit") + 1] == "--watch"
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in audit_container(objs)["env"]}
+    assert env == {"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+
+
+def test_audit_rbac_reads_what_it_judges_and_writes_only_reports(chart):
+    objs = render_objects(chart, AUDIT)
+    role = one(objs, "ClusterRole", f"{RELEASE}-audit")
+    verbs = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                verbs[(group, resource)] = set(rule["verbs"])
+    read = {"get", "list", "watch"}
+    for kind in [("", "namespaces"), ("", "pods"), ("apps", "deployments"), ("batch", "cronjobs"),
+                 ("networking.k8s.io", "ingresses"), ("cert-manager.io", "clusterissuers")]:
+        assert verbs.get(kind) == read, kind
+    assert verbs[("openreports.io", "reports")] >= {"create", "patch", "delete"}
+    writable = {k for k, v in verbs.items() if v - read}
+    assert writable == {("openreports.io", "reports"), ("openreports.io", "clusterreports")}
+    lease = one(objs, "Role", f"{RELEASE}-audit-lease")
+    assert lease["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    # The webhook's own role gains nothing.
+    webhook = one(objs, "ClusterRole", RELEASE)
+    assert all(set(r["verbs"]) == read for r in webhook["rules"])
+
+
+def test_audit_report_crds_follow_the_api_and_are_kept(chart):
+    crds = [o for o in render_objects(chart, AUDIT) if o["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["metadata"]["name"] for c in crds) == ["clusterreports.openreports.io", "reports.openreports.io"]
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
+    old = render_objects(chart, {"audit": {"enabled": True, "reports": {"api": "wgpolicyk8s"}}})
+    assert sorted(o["metadata"]["name"] for o in old if o["kind"] == "CustomResourceDefinition") == [
+        "clusterpolicyreports.wgpolicyk8s.io", "policyreports.wgpolicyk8s.io"]
+    assert "wgpolicyk8s" in audit_container(old)["args"]
+    none = render_objects(chart, {"audit": {"enabled": True, "reports": {"installCRDs": False}}})
+    assert "CustomResourceDefinition" not in kinds(none)
+
+
+def test_audit_args_are_flags_of_the_binary(chart, plate_policy_bin):
+    """Every flag the audit Deployment passes exists in `plate-policy audit --help`."""
+    args = audit_container(render_objects(chart, AUDIT))["args"]
+    help_text = subprocess.run(
+        [plate_policy_bin, "audit", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    global_help = subprocess.run(
+        [plate_policy_bin, "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in [a for a in args if a.startswith("--")]:
+        assert re.search(rf"{re.escape(flag)}\b", help_text + global_help), f"{flag} is not an audit flag"
+
+
+def test_a_policy_entry_may_say_audit_false(chart):
+    values = merged_values(chart, None)
+    policies = copy.deepcopy(values["policySet"]["spec"]["policies"])
+    policies[0]["audit"] = False
+    objs = render_objects(chart, {"audit": {"enabled": True}, "policySet": {"spec": {"policies": policies}}})
+    role = one(objs, "ClusterRole", f"{RELEASE}-audit")
+    assert role["rules"]

@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 pub const CERT_MANAGER: &str = "github.com/cert-manager/cert-manager@v1.21.2";
 /// ServiceMonitor and PrometheusRule CRDs come from this module.
 pub const PROMETHEUS_OPERATOR: &str = "github.com/prometheus-operator/prometheus-operator@v0.85.0";
+/// The policy report CRDs (Report, ClusterReport) come from this module.
+pub const OPENREPORTS: &str = "github.com/openreports/reports-api@v0.2.1";
 
 pub const RELEASE: &str = "plate-policy";
 pub const RELEASE_NS: &str = "plate-system";
@@ -309,6 +311,9 @@ pub fn crd_files() -> Vec<PathBuf> {
     let po = go_module_dir(PROMETHEUS_OPERATOR).join("example/prometheus-operator-crd");
     files.push(po.join("monitoring.coreos.com_servicemonitors.yaml"));
     files.push(po.join("monitoring.coreos.com_prometheusrules.yaml"));
+    let reports = go_module_dir(OPENREPORTS).join("config/crd");
+    files.push(reports.join("openreports.io_reports.yaml"));
+    files.push(reports.join("openreports.io_clusterreports.yaml"));
     files
 }
 
@@ -648,9 +653,11 @@ impl Replica {
 }
 
 /// Where the replica's volume mounted at `mount` lives on the host.
+/// Where the volume mounted at `mount` lives for a replica: the mount path under
+/// `volumes/`, so that a path relative to one volume reaches another as it does in a
+/// pod (`../registry-ca/ca.crt` from the policy set's directory).
 fn volume_dir(root: &Path, mount: &str) -> PathBuf {
-    root.join("volumes")
-        .join(mount.trim_start_matches('/').replace('/', "_"))
+    root.join("volumes").join(mount.trim_start_matches('/'))
 }
 
 fn atomic_write(dir: &Path, content: &BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {

@@ -158,17 +158,18 @@ pub fn normalise_timings(line: &str) -> String {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(from.len());
         let (number, after) = from.split_at(end);
+        // `1.5 ms`, or with no space as Go prints it (`0.003s`).
+        let space = usize::from(after.starts_with(' '));
         let unit = ["ms", "s", "µs"].into_iter().find(|u| {
-            after.strip_prefix(' ').is_some_and(|a| {
-                a.starts_with(u) && !a[u.len()..].starts_with(|c: char| c.is_alphanumeric())
-            })
+            let a = &after[space..];
+            a.starts_with(u) && !a[u.len()..].starts_with(|c: char| c.is_alphanumeric())
         });
         let preceded_by_word = out.ends_with(|c: char| c.is_alphanumeric());
         match unit {
             Some(unit) if number.contains('.') && !preceded_by_word => {
-                out.push_str("N ");
+                out.push_str(if space == 1 { "N " } else { "N" });
                 out.push_str(unit);
-                rest = &after[1 + unit.len()..];
+                rest = &after[space + unit.len()..];
             }
             _ => {
                 out.push_str(number);
@@ -197,6 +198,9 @@ pub fn matches(expected: &[String], actual: &[String]) -> bool {
 /// What the documentation calls the checkout in commands and output.
 pub const CHECKOUT: &str = "/path/to/plate-policy";
 
+/// Runs `[VAR=value...] go ...` in a directory, returning what it printed.
+pub type GoRunner = fn(&Path, &[&str]) -> Vec<String>;
+
 /// Where a shown session runs and what it has done.
 pub struct Session {
     pub cwd: std::path::PathBuf,
@@ -204,6 +208,9 @@ pub struct Session {
     /// Runs `cargo build` of a policy crate in the given directory (the
     /// walkthrough of docs/authoring.md); None: `cargo` is not a shown command here.
     pub cargo_build: Option<fn(&Path)>,
+    /// Runs `[VAR=value...] go ...` in the given directory as shown, returning what
+    /// it printed (the walkthrough of docs/authoring-go.md).
+    pub go: Option<GoRunner>,
 }
 
 impl Session {
@@ -212,6 +219,7 @@ impl Session {
             cwd,
             last_code: 0,
             cargo_build: None,
+            go: None,
         }
     }
 }
@@ -273,6 +281,18 @@ fn execute(step: &Step, session: &mut Session) -> Result<Vec<String>, String> {
             }
             None => Err("cargo build is not run here".into()),
         },
+        words
+            if words.contains(&"go")
+                && words
+                    .iter()
+                    .take_while(|w| **w != "go")
+                    .all(|w| w.contains('=')) =>
+        {
+            match &session.go {
+                Some(go) => Ok(go(&session.cwd, &args)),
+                None => Err("go is not run here".into()),
+            }
+        }
         _ => Err(format!("the docs test cannot run `{}`", step.command)),
     }
 }

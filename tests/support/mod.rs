@@ -50,7 +50,7 @@ pub enum Hostile {
     GuestError,
     /// plate_validate has the wrong signature.
     WrongSignature,
-    /// Imports a WASI function.
+    /// Imports a WASI function the host does not provide (sock_open: no sockets).
     ImportsWasi,
     /// Declares ABI version 3 (the host speaks 1 and 2).
     WrongAbiVersion,
@@ -119,7 +119,7 @@ impl Hostile {
             ),
             Hostile::ImportsWasi => base.replace(
                 "(memory (export",
-                "(import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))\n  (memory (export",
+                "(import \"wasi_snapshot_preview1\" \"sock_open\" (func (param i32 i32 i32) (result i32)))\n  (memory (export",
             ),
             Hostile::WrongAbiVersion => base.replace(
                 "(result i32)\n    (i32.const 1))",
@@ -176,9 +176,12 @@ pub fn hostile_set(dir: &Path, entries: &[(&str, Hostile, &str)]) -> PathBuf {
 pub mod cluster;
 pub mod command;
 pub mod docs;
+pub mod go;
 pub mod h2;
 pub mod https;
 pub mod process;
+pub mod prometheus;
+pub mod registry;
 
 /// Polls `check` every 20 ms until it returns Some, for at most `limit`.
 pub fn eventually<T>(

@@ -20,6 +20,35 @@ fn repo_file(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// trusted-registries written in Go, built with the machine's Go into
+/// target/go-policies (as tests/support/go.rs does) and loaded with the module
+/// cache there; None, with a note, when Go is missing.
+fn go_trusted_registries(engine: &Engine) -> Option<plate_policy::engine::PolicyModule> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = root.join("target/go-policies");
+    let wasm = out.join("trusted-registries-go.wasm");
+    let built = std::process::Command::new("go")
+        .args(["build", "-buildmode=c-shared", "-trimpath", "-o"])
+        .arg(&wasm)
+        .arg(".")
+        .current_dir(root.join("policies/trusted-registries/go"))
+        .env("GOOS", "wasip1")
+        .env("GOARCH", "wasm")
+        .status();
+    if !matches!(built, Ok(status) if status.success()) {
+        eprintln!("note: Go is not available ({built:?}): the Go policy is not measured");
+        return None;
+    }
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
+    let cache = out.join("module-cache");
+    std::fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("{e}"));
+    Some(
+        engine
+            .load_cached(&bytes, Some(&cache))
+            .unwrap_or_else(|e| panic!("the Go module: {e}")),
+    )
+}
+
 fn benches(c: &mut Criterion) {
     let engine = Engine::new(&EngineConfig::default()).unwrap_or_else(|e| panic!("{e}"));
     let cache = ModuleCache::default();
@@ -69,6 +98,23 @@ fn benches(c: &mut Criterion) {
         c.bench_function("sandbox_overhead/sdk-policy-minimal-input", |b| {
             b.iter(|| black_box(policy.module.evaluate(&slot, &[minimal], &limits, None)))
         });
+    }
+
+    // The same policy in Rust and in Go (policies/trusted-registries/go), on the
+    // same input, in one run: each evaluation a fresh sandbox.
+    if let (Some(rust), Some(go)) = (
+        set.policy("trusted-registries"),
+        go_trusted_registries(&engine),
+    ) {
+        let input = [b"{\"settings\":".as_slice(), &rust.settings_json, &tail];
+        let mut group = c.benchmark_group("language/trusted-registries/deployment-3-containers");
+        group.bench_function("rust", |b| {
+            b.iter(|| black_box(rust.module.evaluate(&slot, &input, &limits, None)))
+        });
+        group.bench_function("go", |b| {
+            b.iter(|| black_box(go.evaluate(&slot, &input, &limits, None)))
+        });
+        group.finish();
     }
 
     for policy in &set.policies {

@@ -6,6 +6,7 @@
 //! maps the modules.
 
 pub mod admission;
+pub mod audit;
 pub mod builtin;
 pub mod certs;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod kit;
 pub mod manifest;
 pub mod metrics;
 pub mod objects;
+pub mod oci;
 pub mod policy_set;
 pub mod review;
 pub mod server;

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use plate_policy::cli::{
-    Cli, Command, LogFormat, bench, certs, check, completions, inspect, new, output, run, serve,
-    test,
+    Cli, Command, LogFormat, audit, bench, certs, check, completions, inspect, new, oci, output,
+    run, serve, test,
 };
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -28,11 +28,14 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Test(args) => test::run(args),
         Command::Check(args) => check::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Certs(args) => certs::run(args),
         Command::New(args) => new::run(args),
         Command::Run(args) => run::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Push(args) => oci::push(args),
+        Command::Pull(args) => oci::pull(args),
         Command::Bench(args) => bench::run(args),
         Command::Completions(args) => completions::run(args),
     };

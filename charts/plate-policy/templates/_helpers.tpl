@@ -204,3 +204,60 @@ the permission the cache never syncs and the replica never becomes ready). Nothi
   verbs: ["get", "list", "watch"]
 {{- end -}}
 {{- end -}}
+
+{{/* The audit's pods: a name of their own, so no webhook Service or PDB selects them. */}}
+{{- define "plate-policy.auditSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "plate-policy.name" . }}-audit
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+The audit's ClusterRole rules: get, list, watch on Namespaces, on every kind an audited
+policy (audit not false) names in match.kinds (group/STAR: every resource of the group;
+STAR alone is not audited) and on every context kind; and the policy reports it writes.
+*/}}
+{{- define "plate-policy.auditRbacRules" -}}
+{{- $groups := dict "" (list "namespaces") -}}
+{{- range $policy := .Values.policySet.spec.policies -}}
+{{- if ne (toString $policy.audit) "false" -}}
+{{- $match := $policy.match | default dict -}}
+{{- range $selector := $match.kinds | default list -}}
+{{- if ne $selector "*" -}}
+{{- $group := "" -}}
+{{- $kind := $selector -}}
+{{- if contains "/" $selector -}}
+{{- $group = regexReplaceAll "/[^/]*$" $selector "" -}}
+{{- $kind = regexReplaceAll "^.*/" $selector "" -}}
+{{- end -}}
+{{- $resources := get $groups $group | default (list) -}}
+{{- $_ := set $groups $group (append $resources (include "plate-policy.plural" $kind)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $ctx := $policy.context | default list -}}
+{{- $group := "" -}}
+{{- if contains "/" $ctx.apiVersion -}}
+{{- $group = regexReplaceAll "/[^/]*$" $ctx.apiVersion "" -}}
+{{- end -}}
+{{- $resources := get $groups $group | default (list) -}}
+{{- $_ := set $groups $group (append $resources (include "plate-policy.plural" $ctx.kind)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $group := keys $groups | sortAlpha }}
+{{- $resources := get $groups $group | uniq | sortAlpha -}}
+{{- if has "*" $resources -}}
+{{- $resources = list "*" -}}
+{{- end }}
+- apiGroups: {{ list $group | toJson }}
+  resources: {{ $resources | toJson }}
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if eq .Values.audit.reports.api "wgpolicyk8s" }}
+- apiGroups: ["wgpolicyk8s.io"]
+  resources: ["policyreports", "clusterpolicyreports"]
+{{- else }}
+- apiGroups: ["openreports.io"]
+  resources: ["reports", "clusterreports"]
+{{- end }}
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+{{- end -}}

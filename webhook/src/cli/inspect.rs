@@ -18,17 +18,36 @@ pub enum InspectOutput {
     after_help = "Exit codes: 0 a module the host loads; 2 unreadable, not WebAssembly, or refused by the ABI checks (the reason is printed)."
 )]
 pub struct InspectArgs {
-    /// The policy module: a .wasm file or builtin:NAME.
+    /// The policy module: a .wasm file, builtin:NAME, or oci://REGISTRY/REPO@sha256:DIGEST (or :TAG).
     #[arg(value_name = "MODULE")]
     pub module: String,
     /// How to report.
     #[arg(long, short = 'o', value_enum, default_value_t = InspectOutput::Text)]
     pub output: InspectOutput,
+    /// For oci:// modules: where pulled modules are kept, and registry credentials.
+    #[command(flatten)]
+    pub module_cache: super::ModuleCacheArgs,
+    #[command(flatten)]
+    pub registry: super::oci::RegistryArgs,
+}
+
+/// What an OCI artifact is, beside its module.
+#[derive(serde::Serialize)]
+struct ArtifactReport {
+    /// The manifest's digest (what a tag resolves to).
+    digest: String,
+    manifest_media_type: String,
+    config_media_type: String,
+    layer_media_type: String,
+    layer_digest: String,
+    layer_size: i64,
 }
 
 #[derive(serde::Serialize)]
 struct Report<'a> {
     module: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifact: Option<ArtifactReport>,
     size: usize,
     sha256: String,
     /// The declared ABI version, when the host loads the module.
@@ -42,25 +61,44 @@ struct Report<'a> {
 }
 
 pub fn run(args: &InspectArgs) -> u8 {
+    let mut artifact = None;
     let (bytes, precompiled): (std::borrow::Cow<'static, [u8]>, _) =
-        match args.module.strip_prefix(BUILTIN_PREFIX) {
-            Some(name) => match builtin::module(name) {
-                Some(bytes) => (bytes.into(), builtin::precompiled(name)),
-                None => {
-                    errorln!(
-                        "there is no built-in module {name:?} (built in: {})",
-                        builtin::module_names().join(", ")
-                    );
-                    return EXIT_BAD_INPUT;
+        if args.module.starts_with(crate::oci::SCHEME) {
+            match super::oci::fetch_for_inspect(&args.module, &args.module_cache, &args.registry) {
+                Ok(a) => {
+                    let bytes = a.module.to_vec();
+                    artifact = Some(ArtifactReport {
+                        digest: a.digest,
+                        manifest_media_type: a.manifest_media_type,
+                        config_media_type: a.config_media_type,
+                        layer_media_type: a.layer.media_type,
+                        layer_digest: a.layer.digest,
+                        layer_size: a.layer.size,
+                    });
+                    (bytes.into(), None)
                 }
-            },
-            None => match std::fs::read(&args.module) {
-                Ok(bytes) => (bytes.into(), None),
-                Err(e) => {
-                    errorln!("cannot read module {}: {e}", args.module);
-                    return EXIT_BAD_INPUT;
-                }
-            },
+                Err(code) => return code,
+            }
+        } else {
+            match args.module.strip_prefix(BUILTIN_PREFIX) {
+                Some(name) => match builtin::module(name) {
+                    Some(bytes) => (bytes.into(), builtin::precompiled(name)),
+                    None => {
+                        errorln!(
+                            "there is no built-in module {name:?} (built in: {})",
+                            builtin::module_names().join(", ")
+                        );
+                        return EXIT_BAD_INPUT;
+                    }
+                },
+                None => match std::fs::read(&args.module) {
+                    Ok(bytes) => (bytes.into(), None),
+                    Err(e) => {
+                        errorln!("cannot read module {}: {e}", args.module);
+                        return EXIT_BAD_INPUT;
+                    }
+                },
+            }
         };
     let Some(engine) = super::cli_engine() else {
         return 1;
@@ -79,6 +117,7 @@ pub fn run(args: &InspectArgs) -> u8 {
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
     let report = Report {
         module: &args.module,
+        artifact,
         size: bytes.len(),
         sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
         abi_version,
@@ -102,6 +141,17 @@ pub fn run(args: &InspectArgs) -> u8 {
 
 fn write_text(r: &Report<'_>) -> std::io::Result<()> {
     outln!("module:          {}", r.module)?;
+    if let Some(a) = &r.artifact {
+        outln!("digest:          {}", a.digest)?;
+        outln!("manifest:        {}", a.manifest_media_type)?;
+        outln!("config:          {}", a.config_media_type)?;
+        outln!(
+            "layer:           {} {} ({} bytes)",
+            a.layer_media_type,
+            a.layer_digest,
+            a.layer_size
+        )?;
+    }
     outln!("size:            {} bytes", r.size)?;
     outln!("sha256:          {}", r.sha256)?;
     match (&r.abi_version, &r.refused) {

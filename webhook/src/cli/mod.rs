@@ -2,12 +2,14 @@
 //! Each command returns its process exit code; errors meant for the user are
 //! printed by the command itself.
 
+pub mod audit;
 pub mod bench;
 pub mod certs;
 pub mod check;
 pub mod completions;
 pub mod inspect;
 pub mod new;
+pub mod oci;
 pub mod output;
 pub mod run;
 pub mod serve;
@@ -57,12 +59,18 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA, serving certificate and client certificate.
     Certs(certs::CertsArgs),
-    /// Write a new policy crate (Rust, builds to wasm) with a policy set and a test suite.
+    /// Judge what already exists in a cluster with the policy set; exit 1 if admission would deny something.
+    Audit(Box<audit::AuditArgs>),
+    /// Write a new policy (a Rust crate, or with --lang go a Go module) with a policy set and a test suite.
     New(new::NewArgs),
     /// Evaluate one module against one object, without a policy set; print its verdict.
     Run(Box<run::RunArgs>),
-    /// Print a module's ABI version, exports, imports, size and whether it makes lookups.
+    /// Print a module's ABI version, exports, imports, size and whether it makes lookups; for an oci:// artifact also its digest and media types.
     Inspect(inspect::InspectArgs),
+    /// Push a .wasm module to an OCI registry as a Wasm artifact; print its digest.
+    Push(Box<oci::PushArgs>),
+    /// Pull an oci:// module (digest checked, optionally its cosign signature) into the module cache or a file.
+    Pull(Box<oci::PullArgs>),
     /// Time evaluations of one module on one object (median and p99, fresh sandbox each).
     Bench(Box<bench::BenchArgs>),
     /// Print a shell completion script (bash, zsh, fish) to stdout.
@@ -87,12 +95,29 @@ pub struct ModuleCacheArgs {
     /// Compile policy files on every run instead of caching their code.
     #[arg(long, conflicts_with = "module_cache")]
     pub no_module_cache: bool,
+    /// Registry credentials for oci:// modules: a Docker config.json [default: $DOCKER_CONFIG/config.json, or ~/.docker/config.json if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+}
+
+/// Why the module cache of a command cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheArgsError {
+    #[error(transparent)]
+    Dir(#[from] crate::engine::CacheDirError),
+    #[error(transparent)]
+    Auth(#[from] crate::oci::auth::AuthError),
 }
 
 impl ModuleCacheArgs {
     /// The cache to load with. A default directory that cannot be made is only a
     /// warning (the run compiles); a directory given explicitly must work.
-    pub fn cache(&self) -> Result<crate::policy_set::ModuleCache, crate::engine::CacheDirError> {
+    pub fn cache(&self) -> Result<crate::policy_set::ModuleCache, CacheArgsError> {
+        let auth = registry_config(self.registry_config.as_deref())?;
+        Ok(self.dir_cache()?.with_registry_auth(auth))
+    }
+
+    fn dir_cache(&self) -> Result<crate::policy_set::ModuleCache, crate::engine::CacheDirError> {
         use crate::policy_set::ModuleCache;
         if self.no_module_cache {
             return Ok(ModuleCache::default());
@@ -110,6 +135,19 @@ impl ModuleCacheArgs {
                 Ok(ModuleCache::default())
             }
         }
+    }
+}
+
+/// Credentials from `file`, else from the default Docker config if there is one.
+pub fn registry_config(
+    file: Option<&std::path::Path>,
+) -> Result<crate::oci::DockerConfig, crate::oci::auth::AuthError> {
+    match file
+        .map(std::path::Path::to_path_buf)
+        .or_else(crate::oci::auth::default_config_path)
+    {
+        Some(path) => crate::oci::DockerConfig::read(&path),
+        None => Ok(crate::oci::DockerConfig::default()),
     }
 }
 

@@ -114,6 +114,11 @@ pub fn error(args: fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{prefix} {args}");
 }
 
+/// A note on stderr (what a command did, beside its report on stdout); never panics.
+pub fn note(args: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
 /// The exit code of a command that printed its report with `result`: its own code,
 /// 0 when stdout was closed by the reader (what was wanted was written, as `head`
 /// wants), 1 when stdout failed otherwise.

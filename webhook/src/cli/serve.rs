@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// writable only by this server: its files are loaded as native code).
     #[arg(long, value_name = "DIR")]
     pub module_cache: Option<PathBuf>,
+    /// Registry credentials for oci:// modules: a Docker config.json (the
+    /// .dockerconfigjson of a kubernetes.io/dockerconfigjson Secret). Pulled modules
+    /// are kept in --module-cache, so a restart needs no registry for them.
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
     /// Also count requests per namespace (one metric series per namespace: mind the
     /// cardinality in large clusters).
     #[arg(long)]
@@ -101,7 +106,9 @@ pub fn run(args: &ServeArgs) -> u8 {
             tracing::error!(error = %e, "server failed");
             // Bad input (policy set, certificate files) is 2, as for the other commands.
             match e {
-                server::ServeError::PolicySet(_) | server::ServeError::Tls(_) => EXIT_BAD_INPUT,
+                server::ServeError::PolicySet(_)
+                | server::ServeError::Tls(_)
+                | server::ServeError::RegistryConfig(_) => EXIT_BAD_INPUT,
                 _ => 1,
             }
         }
@@ -155,6 +162,7 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, String> {
         max_concurrent_evaluations: args.max_concurrent_evaluations.max(1),
         metrics_namespace_label: args.metrics_namespace_label,
         module_cache: args.module_cache.clone(),
+        registry_config: args.registry_config.clone(),
         max_connections: args.max_connections,
         client_timeout: Duration::from_secs(args.client_timeout_secs.max(1)),
     })

@@ -13,7 +13,8 @@ pub struct TestArgs {
     /// Suite files, or directories searched for `tests/*.yaml` (default: policies).
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// `--output junit FILE` also writes a JUnit XML report (FILE `-` is stdout).
+    /// `--output junit FILE` also writes a JUnit XML report, `--output json FILE`
+    /// every case with its decision policy by policy (FILE `-` is stdout).
     #[arg(long, num_args = 2, value_names = ["FORMAT", "FILE"])]
     pub output: Vec<String>,
     /// Objects every case may look up (e.g. ClusterIssuers), from manifest files.
@@ -27,11 +28,14 @@ pub struct TestArgs {
 }
 
 pub fn run(args: &TestArgs) -> u8 {
-    let junit_file = match args.output.as_slice() {
+    let report = match args.output.as_slice() {
         [] => None,
-        [format, file] if format == "junit" => Some(file.clone()),
+        [format, file] if format == "junit" => Some(Report::Junit(file.clone())),
+        [format, file] if format == "json" => Some(Report::Json(file.clone())),
         [format, _] => {
-            errorln!("--output {format:?} is not a format; use --output junit FILE");
+            errorln!(
+                "--output {format:?} is not a format; use --output junit FILE or --output json FILE"
+            );
             return EXIT_BAD_INPUT;
         }
         _ => {
@@ -86,7 +90,47 @@ pub fn run(args: &TestArgs) -> u8 {
     if let Some(set) = default_set {
         runner = runner.with_default_set(set);
     }
-    output::finish(run_suites(&mut runner, &suites, junit_file.as_deref()))
+    output::finish(run_suites(&mut runner, &suites, report.as_ref()))
+}
+
+/// A report written besides the lines: JUnit XML or JSON, to a file or `-`.
+enum Report {
+    Junit(String),
+    Json(String),
+}
+
+/// One case in `--output json`.
+#[derive(serde::Serialize)]
+struct JsonCase<'a> {
+    suite: &'a str,
+    name: &'a str,
+    line: u64,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    verdict: Option<&'a crate::testing::CaseVerdict>,
+}
+
+fn json_report(results: &[CaseResult]) -> Result<String, serde_json::Error> {
+    let cases: Vec<JsonCase<'_>> = results
+        .iter()
+        .map(|r| {
+            let (status, reason) = match &r.status {
+                Status::Passed => ("passed", None),
+                Status::Failed(why) => ("failed", Some(why.as_str())),
+                Status::Error(why) => ("error", Some(why.as_str())),
+            };
+            JsonCase {
+                suite: &r.suite,
+                name: &r.name,
+                line: r.line,
+                status,
+                reason,
+                verdict: r.verdict.as_ref(),
+            }
+        })
+        .collect();
+    serde_json::to_string_pretty(&cases)
 }
 
 /// Runs every suite, printing as it goes; the exit code, or the error that stopped
@@ -94,7 +138,7 @@ pub fn run(args: &TestArgs) -> u8 {
 fn run_suites(
     runner: &mut Runner<'_>,
     suites: &[PathBuf],
-    junit_file: Option<&str>,
+    report: Option<&Report>,
 ) -> std::io::Result<u8> {
     let mut results: Vec<CaseResult> = Vec::new();
     for suite in suites {
@@ -113,6 +157,7 @@ fn run_suites(
                     line: 0,
                     status: Status::Error(e.to_string()),
                     duration: std::time::Duration::ZERO,
+                    verdict: None,
                 });
             }
         }
@@ -129,17 +174,21 @@ fn run_suites(
         .iter()
         .filter(|r| matches!(r.status, Status::Error(_)))
         .count();
-    if let Some(file) = junit_file {
-        let xml = match junit::report(&results) {
-            Ok(xml) => xml,
+    if let Some(report) = report {
+        let (file, text) = match report {
+            Report::Junit(file) => (file, junit::report(&results).map_err(|e| e.to_string())),
+            Report::Json(file) => (file, json_report(&results).map_err(|e| e.to_string())),
+        };
+        let text = match text {
+            Ok(text) => text,
             Err(e) => {
-                errorln!("cannot make the JUnit report: {e}");
+                errorln!("cannot make the report: {e}");
                 return Ok(EXIT_BAD_INPUT);
             }
         };
         if file == "-" {
-            outln!("{xml}")?;
-        } else if let Err(e) = std::fs::write(file, &xml) {
+            outln!("{text}")?;
+        } else if let Err(e) = std::fs::write(file, &text) {
             errorln!("cannot write {file}: {e}");
             return Ok(EXIT_BAD_INPUT);
         }

@@ -9,17 +9,24 @@
 //!
 //! Modules: `abi` (exports, calls, verdict decoding), `limits`, `store` (per-store
 //! state), `lookup` (context lookup answers), `host` (imports on the linker),
-//! `slots` (the pool's accounting).
+//! `slots` (the pool's accounting), `wasi` (restricted WASI for guests built for
+//! it), `preinit` (WASI reactors initialized once at load), `cache` (compiled code
+//! on disk, checked before it is trusted), `sections` (what a module imports and
+//! exports, read before compiling).
 
 mod abi;
+mod cache;
 mod config;
 mod host;
 pub mod inspect;
 mod limits;
 mod lookup;
+mod preinit;
+mod sections;
 mod slots;
 mod store;
 mod ticker;
+mod wasi;
 
 pub use abi::{AnswerError, GuestVerdict, decode_verdict};
 pub use limits::Limits;
@@ -34,6 +41,7 @@ use std::time::Duration;
 use store::StoreState;
 use thiserror::Error;
 use ticker::{EpochTicker, Running};
+use wasi::WasiSandbox;
 use wasmtime::{Engine as WasmEngine, InstancePre, Linker, Module, Store, Trap};
 
 /// How often the epoch advances; time limits are rounded up to whole ticks.
@@ -80,10 +88,17 @@ pub enum LoadError {
     #[error("is not a valid WebAssembly module: {0}")]
     Invalid(String),
     #[error(
-        "imports {0}, which the host does not provide: policies may import only \
-         \"plate\".\"lookup_object\" (build for wasm32-unknown-unknown, not WASI)"
+        "imports {0}, which the host does not provide: policies may import \
+         \"plate\".\"lookup_object\" and the WASI preview 1 functions of docs/abi.md"
     )]
     Imports(String),
+    #[error(
+        "is a WASI command (it exports _start, a program's main): a policy must be a \
+         reactor; build Go with -buildmode=c-shared (docs/authoring-go.md)"
+    )]
+    WasiCommand,
+    #[error("could not be pre-initialized: {0}")]
+    Preinit(String),
     #[error("{0}")]
     Abi(String),
     #[error("could not be instantiated: {0}")]
@@ -107,6 +122,8 @@ pub enum EvalError {
     Input(String),
     #[error("reported an error: {0}")]
     Guest(String),
+    #[error("exited with status {status} before answering{}", said.as_deref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Exit { status: i32, said: Option<String> },
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
     #[error("could not be evaluated because of an internal error of plate-policy: {0}")]
@@ -124,6 +141,8 @@ impl EvalError {
 pub struct Engine {
     engine: WasmEngine,
     linker: Linker<StoreState>,
+    /// The WASI functions the linker defines.
+    wasi_functions: std::collections::HashSet<String>,
     ticker: Arc<EpochTicker>,
     evaluation_slots: EvaluationSlots,
     load_slots: Arc<LoadSlots>,
@@ -139,9 +158,19 @@ impl Engine {
         let ticker = Arc::new(EpochTicker::start(engine.clone()).map_err(EngineError::Timer)?);
         let mut linker = Linker::new(&engine);
         host::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        wasi::define(&mut linker).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        let wasi_functions = {
+            let mut store = Store::new(&engine, StoreState::new(0, None));
+            linker
+                .iter(&mut store)
+                .filter(|(module, _, _)| *module == wasi::MODULE)
+                .map(|(_, name, _)| name.to_string())
+                .collect()
+        };
         Ok(Engine {
             engine,
             linker,
+            wasi_functions,
             ticker,
             evaluation_slots: EvaluationSlots::new(evaluations),
             load_slots: Arc::new(LoadSlots::new()),
@@ -209,16 +238,28 @@ impl Engine {
         if let Some(module) = embedded {
             return self.checked(module, Origin::Precompiled);
         }
-        let cached = cache_dir.map(|dir| dir.join(self.cache_file_name(bytes)));
+        let shape = sections::ModuleSections::read(bytes).map_err(LoadError::Invalid)?;
+        // A WASI reactor is compiled (and cached) as its pre-initialized snapshot.
+        let preinitialize = shape.imports_wasi() && shape.exports(preinit::INIT_FUNC);
+        if shape.imports_wasi() && !preinitialize && shape.exports(preinit::COMMAND_FUNC) {
+            return Err(LoadError::WasiCommand);
+        }
+        let digest = cache::digest(bytes);
+        let cached = cache_dir.map(|dir| {
+            dir.join(cache::file_name(
+                &digest,
+                self.engine.precompile_compatibility_hash(),
+                preinitialize,
+            ))
+        });
         let from_cache = cached.as_ref().and_then(|path| {
-            // Read into memory rather than mapping the file: a file changed on disk
-            // later must not be able to fault code that is running.
-            let bytes = std::fs::read(path).ok()?;
-            // SAFETY: the bytes were written by `Module::serialize` of an engine with
-            // the same compatibility hash (it is part of the name), in a directory
-            // only this server writes (documented for --module-cache); wasmtime
-            // still checks the header and refuses incompatible artifacts.
-            match unsafe { Module::deserialize(&self.engine, &bytes) } {
+            let code = cache::read(path, &digest)?;
+            // SAFETY: `cache::read` returned the payload of an entry written by
+            // `cache::write` for these very module bytes, checked against its
+            // SHA-256 (a corrupt or foreign file is ignored); its name carries the
+            // engine's compatibility hash, and wasmtime still checks the header and
+            // refuses artifacts of another version or configuration.
+            match unsafe { Module::deserialize(&self.engine, &code) } {
                 Ok(module) => Some(module),
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e, "ignoring unusable compiled module in the cache");
@@ -234,10 +275,17 @@ impl Engine {
         let module = match from_cache {
             Some(module) => module,
             None => {
-                let module = Module::new(&self.engine, bytes)
+                let snapshot;
+                let code = if preinitialize {
+                    snapshot = preinit::snapshot(bytes)?;
+                    &snapshot[..]
+                } else {
+                    bytes
+                };
+                let module = Module::new(&self.engine, code)
                     .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
                 if let Some(path) = &cached {
-                    store_compiled(&module, path);
+                    cache::write(&module, path, &digest);
                 }
                 module
             }
@@ -249,13 +297,14 @@ impl Engine {
     fn checked(&self, module: Module, origin: Origin) -> Result<PolicyModule, LoadError> {
         let imports: Vec<String> = module
             .imports()
-            .filter(|i| !host::provides(i.module(), i.name()))
+            .filter(|i| !self.provides(i.module(), i.name()))
             .map(|i| format!("{:?}.{:?}", i.module(), i.name()))
             .collect();
         if !imports.is_empty() {
             return Err(LoadError::Imports(imports.join(", ")));
         }
         let exports = AbiExports::find(&module).map_err(LoadError::Abi)?;
+        let wasi = module.imports().any(|i| i.module() == wasi::MODULE);
         let pre = self
             .linker
             .instantiate_pre(&module)
@@ -268,6 +317,7 @@ impl Engine {
             load_slots: Arc::clone(&self.load_slots),
             abi_version: 0,
             origin,
+            wasi,
         };
         policy.abi_version = policy.read_abi_version()?;
         Ok(policy)
@@ -283,33 +333,10 @@ impl Engine {
 }
 
 impl Engine {
-    /// `<sha256 of the module>-<engine compatibility hash>.cwasm`
-    fn cache_file_name(&self, bytes: &[u8]) -> String {
-        use std::hash::{Hash, Hasher};
-        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        format!("{hex}-{:016x}.cwasm", hasher.finish())
-    }
-}
-
-/// Writes compiled code to the cache atomically; a failure only costs a recompile.
-fn store_compiled(module: &Module, path: &Path) {
-    let result = module
-        .serialize()
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| e.to_string())
-        });
-    if let Err(e) = result {
-        tracing::warn!(file = %path.display(), error = %e, "cannot store the compiled module in the cache");
+    /// True for the imports the linker provides.
+    fn provides(&self, module: &str, name: &str) -> bool {
+        host::provides(module, name)
+            || (module == wasi::MODULE && self.wasi_functions.contains(name))
     }
 }
 
@@ -333,6 +360,8 @@ pub struct PolicyModule {
     load_slots: Arc<LoadSlots>,
     abi_version: i32,
     origin: Origin,
+    /// Imports WASI: each evaluation gets a restricted WASI context.
+    wasi: bool,
 }
 
 /// A running instance for one evaluation.
@@ -354,10 +383,19 @@ impl PolicyModule {
         self.origin
     }
 
+    /// Whether it imports WASI (and runs with the restricted WASI context).
+    pub fn uses_wasi(&self) -> bool {
+        self.wasi
+    }
+
     fn sandbox(&self, limits: &Limits, lookup: Option<LookupScope>) -> Result<Sandbox, EvalError> {
         // Before the deadline is set: it counts ticks of a running timer.
         let running = self.ticker.running();
-        let mut store = Store::new(&self.engine, StoreState::new(limits.memory_bytes(), lookup));
+        let mut state = StoreState::new(limits.memory_bytes(), lookup);
+        if self.wasi {
+            state.wasi = Some(Box::new(WasiSandbox::new("policy")));
+        }
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
         store.set_epoch_deadline(limits.epoch_ticks());
         store.epoch_deadline_trap();
@@ -373,7 +411,13 @@ impl PolicyModule {
 
     fn read_abi_version(&self) -> Result<i32, LoadError> {
         let _slot = self.load_slots.acquire();
-        let mut sandbox = self.sandbox(&Limits::DEFAULT, None).map_err(|e| match e {
+        // The ABI check is not the place for the entry's memory limit (a
+        // pre-initialized module may start large): evaluations apply it.
+        let limits = Limits {
+            memory_mib: MAX_MEMORY_MIB,
+            ..Limits::DEFAULT
+        };
+        let mut sandbox = self.sandbox(&limits, None).map_err(|e| match e {
             EvalError::Instantiate(message) => LoadError::Instantiate(message),
             other => LoadError::Instantiate(other.to_string()),
         })?;
@@ -441,13 +485,13 @@ impl PolicyModule {
             Err(abi::CallError::Input(message)) => Err(EvalError::Input(message)),
             Err(abi::CallError::Answer(message)) => Err(EvalError::BadVerdict(message)),
         };
-        let stats = store
-            .data_mut()
-            .lookup
-            .take()
-            .map(|scope| scope.stats)
-            .unwrap_or_default();
-        (result, stats)
+        let state = store.data_mut();
+        let scope = state.lookup.take();
+        if let Some(sandbox) = state.wasi.take() {
+            let policy = scope.as_ref().map_or("(loading)", |s| &*s.policy);
+            log_output(policy, &sandbox);
+        }
+        (result, scope.map(|scope| scope.stats).unwrap_or_default())
     }
 }
 
@@ -461,10 +505,78 @@ fn classify(
     if store.data().memory_exceeded() {
         return EvalError::MemoryLimit(limits.memory_mib);
     }
+    // What a WASI guest wrote to stderr last says why it stopped (a Go panic).
+    let said = store
+        .data()
+        .wasi
+        .as_ref()
+        .and_then(|sandbox| preinit::first_line(&sandbox.stderr.text().0));
+    if let Some(exit) = error.downcast_ref::<wasi::I32Exit>() {
+        return EvalError::Exit {
+            status: exit.0,
+            said,
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => EvalError::Timeout(limits.timeout_ms),
         Some(Trap::StackOverflow) => EvalError::StackOverflow,
-        Some(trap) => EvalError::Trap(trap.to_string()),
+        // The guest's own words first: a warning is cut at 119 characters.
+        Some(trap) => EvalError::Trap(match said {
+            Some(line) => format!("{line} ({trap})"),
+            None => trap.to_string(),
+        }),
         None => other(format!("{error:#}")),
+    }
+}
+
+/// Logs what a WASI guest wrote, tagged with the policy's name.
+fn log_output(policy: &str, sandbox: &WasiSandbox) {
+    for (stream, captured) in [("stdout", &sandbox.stdout), ("stderr", &sandbox.stderr)] {
+        if !captured.is_empty() {
+            let (text, dropped) = captured.text();
+            tracing::info!(policy, stream, dropped_bytes = dropped, output = %text, "policy output");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preinit::tests::{INIT_OK, reactor};
+    use super::*;
+
+    fn engine() -> Engine {
+        Engine::new(&EngineConfig {
+            max_concurrent_instances: 4,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_wasi_reactor_runs_from_its_initialized_snapshot_each_time_afresh() {
+        let engine = engine();
+        let module = engine
+            .load(&reactor(preinit::INIT_FUNC, INIT_OK))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(module.uses_wasi());
+        let slot = engine
+            .evaluation_slot_blocking()
+            .unwrap_or_else(|| panic!("no slot"));
+        // The module traps unless initialized, and on any call but its instance's
+        // first: two evaluations pass only from a snapshot, each in a new instance.
+        for _ in 0..2 {
+            let (verdict, _) = module.evaluate(&slot, &[b"{}"], &Limits::DEFAULT, None);
+            assert_eq!(verdict.map(|v| v.violations.len()), Ok(0));
+        }
+    }
+
+    #[test]
+    fn a_wasi_command_is_refused_with_how_to_build_a_reactor() {
+        let refused = engine()
+            .load(&reactor(preinit::COMMAND_FUNC, INIT_OK))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("is a WASI command"), "{refused}");
+        assert!(refused.contains("-buildmode=c-shared"), "{refused}");
     }
 }

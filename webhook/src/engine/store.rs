@@ -1,8 +1,10 @@
 //! What one evaluation's wasmtime `Store` carries: the memory limit (enforced as a
 //! resource limiter, remembering that it tripped so the trap is reported as "memory
-//! limit"), and the lookups the evaluation may make.
+//! limit"), the lookups the evaluation may make, and for WASI guests their
+//! restricted WASI context and captured output.
 
 use super::lookup::LookupScope;
+use super::wasi::WasiSandbox;
 use wasmtime::ResourceLimiter;
 
 /// Tables are only used for indirect calls; no honest policy needs more.
@@ -13,6 +15,8 @@ pub struct StoreState {
     memory_exceeded: bool,
     /// Present when the evaluation may look up objects.
     pub lookup: Option<LookupScope>,
+    /// Present for modules that import WASI.
+    pub wasi: Option<Box<WasiSandbox>>,
 }
 
 impl StoreState {
@@ -21,7 +25,18 @@ impl StoreState {
             memory_limit,
             memory_exceeded: false,
             lookup,
+            wasi: None,
         }
+    }
+
+    /// The WASI context, made (granting nothing, output discarded into an unread
+    /// buffer) if the evaluation has none: only a module the engine did not mark
+    /// as a WASI guest could call WASI without one, and the linker refuses those.
+    pub fn wasi_ctx(&mut self) -> &mut wasmtime_wasi::p1::WasiP1Ctx {
+        &mut self
+            .wasi
+            .get_or_insert_with(|| Box::new(WasiSandbox::new("policy")))
+            .ctx
     }
 
     pub fn memory_exceeded(&self) -> bool {

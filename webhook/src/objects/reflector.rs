@@ -33,9 +33,29 @@ impl KindStore {
     }
 }
 
-/// Watched kinds and their stores.
+/// An object of a watched kind that changed after its first list (`name` `*`: the
+/// kind was listed again, after a watch restart, so any of its objects may have).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub kind: ObjectKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+type Notify = tokio::sync::mpsc::UnboundedSender<Changed>;
+
+/// Watched kinds and their stores. Dropping it stops its watches.
 pub struct ClusterObjects {
     kinds: HashMap<ObjectKind, Arc<KindStore>>,
+    watches: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for ClusterObjects {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
 }
 
 impl ClusterObjects {
@@ -44,20 +64,40 @@ impl ClusterObjects {
     /// English plural of the kind when discovery cannot answer (the kind is not
     /// installed yet: its watch then retries until it is).
     pub fn start(client: &Client, kinds: &[ObjectKind]) -> ClusterObjects {
+        ClusterObjects::start_notifying(client, kinds, None)
+    }
+
+    /// [`start`](Self::start), also telling `changes` of every object that changes
+    /// after its kind's first list (the audit re-judges what depends on it).
+    pub fn start_notifying(
+        client: &Client,
+        kinds: &[ObjectKind],
+        changes: Option<Notify>,
+    ) -> ClusterObjects {
         let mut all: Vec<ObjectKind> = kinds.to_vec();
         all.push(ObjectKind::namespace());
         all.sort();
         all.dedup();
         let mut stores = HashMap::new();
+        let mut watches = Vec::new();
         for kind in all {
             let store = Arc::new(KindStore {
                 objects: RwLock::new(HashMap::new()),
                 synced: AtomicBool::new(false),
             });
-            tokio::spawn(watch(client.clone(), kind.clone(), Arc::clone(&store)));
+            let task = tokio::spawn(watch(
+                client.clone(),
+                kind.clone(),
+                Arc::clone(&store),
+                changes.clone(),
+            ));
+            watches.push(task.abort_handle());
             stores.insert(kind, store);
         }
-        ClusterObjects { kinds: stores }
+        ClusterObjects {
+            kinds: stores,
+            watches,
+        }
     }
 
     /// The kinds watched (Namespaces included).
@@ -77,6 +117,14 @@ impl ClusterObjects {
             .collect();
         out.sort();
         out
+    }
+
+    /// The names of the Namespaces in the store.
+    pub fn namespace_names(&self) -> Vec<String> {
+        self.kinds
+            .get(&ObjectKind::namespace())
+            .map(|s| s.read().keys().map(|(_, name)| name.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Objects of `kind` in the store.
@@ -130,7 +178,16 @@ async fn resource(client: &Client, kind: &ObjectKind) -> ApiResource {
 }
 
 /// Keeps `store` equal to what the API server has, until the runtime stops.
-async fn watch(client: Client, kind: ObjectKind, store: Arc<KindStore>) {
+async fn watch(client: Client, kind: ObjectKind, store: Arc<KindStore>, changes: Option<Notify>) {
+    let tell = |namespace: String, name: String| {
+        if let Some(changes) = &changes {
+            let _ = changes.send(Changed {
+                kind: kind.clone(),
+                namespace,
+                name,
+            });
+        }
+    };
     let label = kind.to_string();
     let resource = resource(&client, &kind).await;
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
@@ -152,13 +209,19 @@ async fn watch(client: Client, kind: ObjectKind, store: Arc<KindStore>) {
                 *store.write() = map;
                 if !store.synced.swap(true, Ordering::AcqRel) {
                     tracing::info!(kind = %label, objects = count, "cache synced");
+                } else {
+                    tell(String::new(), "*".into());
                 }
             }
             Ok(watcher::Event::Apply(object)) => {
-                store.write().insert(key_of(&object), stored(&object));
+                let key = key_of(&object);
+                store.write().insert(key.clone(), stored(&object));
+                tell(key.0, key.1);
             }
             Ok(watcher::Event::Delete(object)) => {
-                store.write().remove(&key_of(&object));
+                let key = key_of(&object);
+                store.write().remove(&key);
+                tell(key.0, key.1);
             }
             Err(e) => {
                 tracing::warn!(kind = %label, error = %e, "watch failed; retrying (is the kind installed, and may plate-policy list and watch it?)");

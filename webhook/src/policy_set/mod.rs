@@ -13,7 +13,9 @@ use crate::builtin;
 use crate::engine::{CacheDirError, Engine, Limits, LoadError, MAX_MEMORY_MIB, PolicyModule};
 use crate::environment::EnvironmentResolver;
 use crate::objects::ObjectKind;
+use crate::oci::{self, Oci, OciError, OciReference, PublicKey, RegistrySettings};
 use model::{PolicySetFile, Spanned};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -84,6 +86,8 @@ pub struct Policy {
     pub context: Arc<[ObjectKind]>,
     /// On UPDATE, violations the old object already had are dropped.
     pub allow_existing_violations: bool,
+    /// `plate-policy audit` judges existing objects with it.
+    pub audit: bool,
 }
 
 impl Policy {
@@ -174,6 +178,18 @@ pub enum ModuleRefError {
     },
     #[error("{label} {source}")]
     Load { label: String, source: LoadError },
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    #[error(transparent)]
+    OciReference(#[from] oci::ReferenceError),
+    #[error(
+        "{reference} names a tag, and spec.requireDigests is true: pin the digest (oci://{name}@sha256:...; plate-policy pull {reference} prints it)"
+    )]
+    TagRefused { reference: String, name: String },
+    #[error(transparent)]
+    CosignKey(#[from] oci::cosign::KeyError),
+    #[error("verify applies to oci:// modules only ({reference:?} is not one)")]
+    VerifyNotOci { reference: String },
 }
 
 /// A policy name the set does not have.
@@ -187,20 +203,35 @@ pub struct UnknownPolicy {
 
 /// Compiled modules by content, so reloading a set recompiles only what changed;
 /// optionally backed by a directory of compiled code that survives restarts.
+/// Modules pulled from OCI registries are kept here too (by digest, in `dir/oci`).
 #[derive(Default)]
 pub struct ModuleCache {
     modules: Mutex<HashMap<(u64, usize), Arc<PolicyModule>>>,
     dir: Option<PathBuf>,
+    oci: Oci,
 }
 
 impl ModuleCache {
-    /// A cache that also keeps compiled code in `dir` (created if missing).
+    /// A cache that also keeps compiled code and pulled modules in `dir` (created
+    /// if missing).
     pub fn with_dir(dir: PathBuf) -> Result<ModuleCache, CacheDirError> {
         Engine::prepare_cache_dir(&dir)?;
         Ok(ModuleCache {
             modules: Mutex::default(),
+            oci: Oci::with_dir(&dir),
             dir: Some(dir),
         })
+    }
+
+    /// Registry credentials for `oci://` modules.
+    pub fn with_registry_auth(mut self, auth: oci::DockerConfig) -> ModuleCache {
+        self.oci.set_auth(auth);
+        self
+    }
+
+    /// Pulls and pushes through this cache.
+    pub fn oci(&self) -> &Oci {
+        &self.oci
     }
 
     fn get_or_load(
@@ -271,8 +302,15 @@ impl Loader<'_> {
             problems: vec![p],
         })?;
         let mut problems = Vec::new();
-        self.precompile(&parsed, base);
-        let set = self.check(file, parsed, base, &mut problems);
+        let registries = registry_settings(&parsed, base, &mut problems);
+        let sources: Vec<Result<ModuleSource, ModuleRefError>> = parsed
+            .spec
+            .policies
+            .iter()
+            .map(|e| self.module_source(&e.value, &parsed.spec, &registries, base))
+            .collect();
+        self.precompile(&sources);
+        let set = self.check(file, parsed, sources, &mut problems);
         match set {
             Some(set) if problems.is_empty() => Ok(set),
             _ => Err(PolicySetError {
@@ -286,7 +324,7 @@ impl Loader<'_> {
         &self,
         file: &str,
         parsed: PolicySetFile,
-        base: Option<&Path>,
+        sources: Vec<Result<ModuleSource, ModuleRefError>>,
         problems: &mut Vec<Problem>,
     ) -> Option<PolicySet> {
         if parsed.api_version.value != model::API_VERSION {
@@ -347,7 +385,7 @@ impl Loader<'_> {
 
         let mut names = HashSet::new();
         let mut policies = Vec::new();
-        for (i, entry) in parsed.spec.policies.into_iter().enumerate() {
+        for (i, (entry, source)) in parsed.spec.policies.into_iter().zip(sources).enumerate() {
             let field = format!("spec.policies[{i}]");
             let entry = entry.value;
             let name = entry.name.value.clone();
@@ -414,14 +452,25 @@ impl Loader<'_> {
                 timeout_ms: timeout.clamp(1, MAX_TIMEOUT_MS),
                 memory_mib: memory.clamp(1, MAX_MEMORY_MIB),
             };
-            let module = match self.module(&entry.module.value, base) {
+            let module = match source.and_then(|source| self.module(source)) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    problems.push(at(
-                        &entry.module,
-                        &format!("{field}.module"),
-                        format!("policy {name:?}: {e}"),
-                    ));
+                    // A key that cannot be read is the verify field's problem.
+                    let (spanned_at, field_name) = match (&e, &entry.verify) {
+                        (
+                            ModuleRefError::CosignKey(_) | ModuleRefError::VerifyNotOci { .. },
+                            Some(v),
+                        ) => (at(v, "", String::new()), format!("{field}.verify")),
+                        _ => (
+                            at(&entry.module, "", String::new()),
+                            format!("{field}.module"),
+                        ),
+                    };
+                    problems.push(Problem {
+                        field: Some(field_name),
+                        message: format!("policy {name:?}: {e}"),
+                        ..spanned_at
+                    });
                     None
                 }
             };
@@ -496,6 +545,7 @@ impl Loader<'_> {
                 limits,
                 context: entry.context.value.into(),
                 allow_existing_violations: entry.allow_existing_violations,
+                audit: entry.audit,
             }));
         }
         Some(PolicySet {
@@ -506,12 +556,7 @@ impl Loader<'_> {
         })
     }
 
-    fn module(
-        &self,
-        reference: &str,
-        base: Option<&Path>,
-    ) -> Result<Arc<PolicyModule>, ModuleRefError> {
-        let source = self.module_source(reference, base)?;
+    fn module(&self, source: ModuleSource) -> Result<Arc<PolicyModule>, ModuleRefError> {
         self.cache
             .get_or_load(self.engine, &source)
             .map_err(|source_error| ModuleRefError::Load {
@@ -524,9 +569,20 @@ impl Loader<'_> {
     /// built-in its precompiled code.
     fn module_source(
         &self,
-        reference: &str,
+        entry: &model::PolicyEntry,
+        spec: &model::Spec,
+        registries: &BTreeMap<String, RegistrySettings>,
         base: Option<&Path>,
     ) -> Result<ModuleSource, ModuleRefError> {
+        let reference = entry.module.value.as_str();
+        if reference.starts_with(oci::SCHEME) {
+            return self.oci_source(entry, spec, registries, base);
+        }
+        if entry.verify.is_some() {
+            return Err(ModuleRefError::VerifyNotOci {
+                reference: reference.to_string(),
+            });
+        }
         if let Some(name) = reference.strip_prefix(BUILTIN_PREFIX) {
             let bytes = builtin::module(name).ok_or_else(|| ModuleRefError::UnknownBuiltin {
                 name: name.to_string(),
@@ -552,15 +608,53 @@ impl Loader<'_> {
         })
     }
 
+    /// An `oci://` module: pulled (or found in the cache), its digest checked and,
+    /// with `verify`, its signature.
+    fn oci_source(
+        &self,
+        entry: &model::PolicyEntry,
+        spec: &model::Spec,
+        registries: &BTreeMap<String, RegistrySettings>,
+        base: Option<&Path>,
+    ) -> Result<ModuleSource, ModuleRefError> {
+        let reference = OciReference::parse(&entry.module.value)?;
+        if spec.require_digests && reference.digest.is_none() {
+            return Err(ModuleRefError::TagRefused {
+                reference: reference.to_string(),
+                name: reference.repository_name(),
+            });
+        }
+        let key = match &entry.verify {
+            Some(verify) => Some(cosign_key(&verify.value.cosign_key, base)?),
+            None => None,
+        };
+        let settings = registries
+            .get(&reference.registry)
+            .cloned()
+            .unwrap_or_default();
+        let artifact = self.cache.oci.fetch(&reference, &settings, key.as_ref())?;
+        tracing::info!(
+            module = %reference,
+            digest = %artifact.digest,
+            layer = %artifact.layer.digest,
+            cached = artifact.cached,
+            signature = artifact.verified_with.as_deref().unwrap_or("not required"),
+            "OCI module ready"
+        );
+        Ok(ModuleSource {
+            label: format!("module {reference} ({})", artifact.digest),
+            bytes: artifact.module.to_vec().into(),
+            precompiled: None,
+        })
+    }
+
     /// Compiles every module the set names that has no precompiled code, on all
     /// cores: compiling is most of the time a server takes to become ready. Errors
     /// are reported later, per entry.
-    fn precompile(&self, parsed: &PolicySetFile, base: Option<&Path>) {
-        let mut sources: Vec<ModuleSource> = parsed
-            .spec
-            .policies
+    fn precompile(&self, sources: &[Result<ModuleSource, ModuleRefError>]) {
+        let mut sources: Vec<&ModuleSource> = sources
             .iter()
-            .filter_map(|e| self.module_source(&e.value.module.value, base).ok())
+            .filter_map(|s| s.as_ref().ok())
             .filter(|s| s.precompiled.is_none())
             .collect();
         sources.sort_by(|a, b| a.bytes.cmp(&b.bytes));
@@ -581,6 +675,71 @@ impl Loader<'_> {
             }
         });
     }
+}
+
+/// `spec.registries`, with each CA bundle read; problems name the field.
+fn registry_settings(
+    parsed: &PolicySetFile,
+    base: Option<&Path>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, RegistrySettings> {
+    let mut out = BTreeMap::new();
+    for (host, entry) in &parsed.spec.registries {
+        let field = format!("spec.registries.{host:?}");
+        let mut settings = RegistrySettings {
+            insecure: entry.value.insecure,
+            ca: None,
+        };
+        if host.is_empty() || host.contains('/') || host.contains("://") {
+            problems.push(at(
+                entry,
+                &field,
+                format!(
+                    "{host:?} is not a registry host (write host or host:port, no scheme or path)"
+                ),
+            ));
+        }
+        if let Some(ca) = &entry.value.ca_file {
+            if entry.value.insecure {
+                problems.push(at(
+                    entry,
+                    &format!("{field}.caFile"),
+                    "a registry is either insecure (plain HTTP) or has a CA (HTTPS), not both"
+                        .into(),
+                ));
+            }
+            let path = base.map_or_else(|| PathBuf::from(ca), |b| b.join(ca));
+            match std::fs::read(&path) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+                    settings.ca = Some(oci::CaBundle { path, pem })
+                }
+                Ok(_) => problems.push(at(
+                    entry,
+                    &format!("{field}.caFile"),
+                    format!(
+                        "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                        path.display()
+                    ),
+                )),
+                Err(e) => problems.push(at(
+                    entry,
+                    &format!("{field}.caFile"),
+                    format!("cannot read the CA bundle {}: {e}", path.display()),
+                )),
+            }
+        }
+        out.insert(host.clone(), settings);
+    }
+    out
+}
+
+/// A `verify.cosignKey`: the PEM itself, or a file relative to the set's directory.
+fn cosign_key(value: &str, base: Option<&Path>) -> Result<PublicKey, oci::cosign::KeyError> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return PublicKey::from_pem(value.as_bytes(), "(inline)");
+    }
+    let path = base.map_or_else(|| PathBuf::from(value), |b| b.join(value));
+    PublicKey::read(&path)
 }
 
 /// Parses the YAML; the one problem says where it stopped.

@@ -35,7 +35,35 @@ pub struct Metadata {
 pub struct Spec {
     #[serde(default)]
     pub environments: Environments,
+    /// Refuse `oci://` module references that name a tag without a digest.
+    #[serde(default)]
+    pub require_digests: bool,
+    /// How to reach OCI registries, by host (`registry.example.com:5000`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, Spanned<RegistryEntry>>,
     pub policies: Vec<Spanned<PolicyEntry>>,
+}
+
+/// One registry's transport (`spec.registries.HOST`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// Plain HTTP, no TLS: only for a registry on a trusted network.
+    #[serde(default)]
+    pub insecure: bool,
+    /// A PEM CA bundle, relative to the policy set file: the only roots trusted
+    /// for this registry's certificate.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// Conditions an `oci://` module must meet before it is used.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Verify {
+    /// A cosign public key (PEM): a path relative to the policy set file, or the
+    /// PEM itself.
+    pub cosign_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,8 +132,12 @@ pub struct NamePattern {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyEntry {
     pub name: Spanned<String>,
-    /// `builtin:NAME` or a path to a `.wasm` file, relative to the policy set file.
+    /// `builtin:NAME`, `oci://REGISTRY/REPO@sha256:...` (or `:TAG`), or a path to
+    /// a `.wasm` file, relative to the policy set file.
     pub module: Spanned<String>,
+    /// For `oci://` modules: a signature that must verify before the module is used.
+    #[serde(default)]
+    pub verify: Option<Spanned<Verify>>,
     /// Environments the policy applies in; empty or absent means every namespace.
     #[serde(default = "all_environments")]
     pub environments: Spanned<Vec<String>>,
@@ -128,6 +160,14 @@ pub struct PolicyEntry {
     /// message), so an existing violation does not block unrelated updates.
     #[serde(default)]
     pub allow_existing_violations: bool,
+    /// Whether `plate-policy audit` judges existing objects with this policy; false
+    /// for rules that only make sense for an operation (DELETE, UPDATE-only).
+    #[serde(default = "audited")]
+    pub audit: bool,
+}
+
+fn audited() -> bool {
+    true
 }
 
 fn no_context() -> Spanned<Vec<crate::objects::ObjectKind>> {

@@ -75,8 +75,11 @@ pub struct ServeOptions {
     pub client_timeout: Duration,
     /// Add a per-namespace request counter (one series per namespace).
     pub metrics_namespace_label: bool,
-    /// Directory for compiled policy code that survives restarts (faster start).
+    /// Directory for compiled policy code and pulled OCI modules that survives
+    /// restarts (faster start; a start without the registry).
     pub module_cache: Option<PathBuf>,
+    /// Docker config.json with registry credentials for oci:// modules.
+    pub registry_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -100,6 +103,10 @@ pub enum ServeError {
     Metrics(#[from] MetricsError),
     #[error(transparent)]
     ModuleCache(#[from] CacheDirError),
+    #[error(transparent)]
+    RegistryConfig(#[from] crate::oci::auth::AuthError),
+    #[error("loading the policy set stopped: {0}")]
+    Load(String),
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -141,19 +148,36 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let engine = Arc::new(Engine::new(&EngineConfig {
         max_concurrent_instances: options.max_concurrent_evaluations,
     })?);
-    let cache = Arc::new(match &options.module_cache {
-        Some(dir) => ModuleCache::with_dir(dir.clone())?,
-        None => ModuleCache::default(),
-    });
-    let set = {
-        let loader = Loader {
-            engine: &engine,
-            cache: &cache,
-        };
-        match &options.policies {
-            Some(path) => loader.load_file(path)?,
-            None => loader.builtin()?,
+    let auth = match &options.registry_config {
+        Some(path) => crate::oci::DockerConfig::read(path)?,
+        None => crate::oci::DockerConfig::default(),
+    };
+    let cache = Arc::new(
+        match &options.module_cache {
+            Some(dir) => ModuleCache::with_dir(dir.clone())?,
+            None => ModuleCache::default(),
         }
+        .with_registry_auth(auth),
+    );
+    // Off the async workers: loading compiles modules and may pull from registries.
+    let set = {
+        let (engine, cache, policies) = (
+            Arc::clone(&engine),
+            Arc::clone(&cache),
+            options.policies.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let loader = Loader {
+                engine: &engine,
+                cache: &cache,
+            };
+            match &policies {
+                Some(path) => loader.load_file(path),
+                None => loader.builtin(),
+            }
+        })
+        .await
+        .map_err(|e| ServeError::Load(e.to_string()))??
     };
     tracing::info!(source = %set.source, policies = set.policies.len(), "policy set loaded");
 

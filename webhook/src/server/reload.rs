@@ -40,9 +40,11 @@ struct Watched {
 fn policy_dirs(path: &Path, set: &PolicySet) -> BTreeSet<PathBuf> {
     let mut dirs = BTreeSet::from([dir_of(path)]);
     for policy in &set.policies {
-        if !policy
-            .module_ref
-            .starts_with(crate::policy_set::BUILTIN_PREFIX)
+        let remote = policy.module_ref.starts_with(crate::oci::SCHEME);
+        if !remote
+            && !policy
+                .module_ref
+                .starts_with(crate::policy_set::BUILTIN_PREFIX)
         {
             dirs.insert(dir_of(&dir_of(path).join(&policy.module_ref)));
         }

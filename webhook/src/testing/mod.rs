@@ -4,4 +4,4 @@ pub mod junit;
 pub mod runner;
 pub mod suite;
 
-pub use runner::{CaseResult, Runner, Status, SuiteError};
+pub use runner::{CaseResult, CaseVerdict, PolicyVerdict, Runner, Status, SuiteError};

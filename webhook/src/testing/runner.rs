@@ -35,6 +35,59 @@ pub struct CaseResult {
     pub line: u64,
     pub status: Status,
     pub duration: Duration,
+    /// What was decided (None when the case could not run).
+    pub verdict: Option<CaseVerdict>,
+}
+
+/// What a case's decision was, policy by policy: `test --output json`, where two
+/// implementations of a policy (Rust and Go) are compared case for case.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CaseVerdict {
+    pub allowed: bool,
+    /// Every denying line, as the response's message.
+    pub denial: Option<String>,
+    /// Warnings in full.
+    pub warnings: Vec<String>,
+    pub policies: Vec<PolicyVerdict>,
+}
+
+/// One policy's part in a case's decision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicyVerdict {
+    pub policy: String,
+    pub mode: &'static str,
+    /// pass, deny, warn, error or timeout (the metric's `result`).
+    pub result: &'static str,
+    pub violations: Vec<plate_policy_sdk::Violation>,
+    /// Warnings the policy gave beside its violations.
+    pub advice: Vec<String>,
+    /// Why it gave no verdict.
+    pub failure: Option<String>,
+}
+
+impl CaseVerdict {
+    fn of(decision: &Decision) -> CaseVerdict {
+        CaseVerdict {
+            allowed: decision.allowed,
+            denial: decision.denial.clone(),
+            warnings: decision.warning_details.clone(),
+            policies: decision
+                .outcomes
+                .iter()
+                .map(|o| PolicyVerdict {
+                    policy: o.policy.to_string(),
+                    mode: o.mode.as_str(),
+                    result: o.result_label(),
+                    violations: o.violations().to_vec(),
+                    advice: o.advice.clone(),
+                    failure: match &o.effect {
+                        admission::Effect::Failed { failure, .. } => Some(failure.to_string()),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A whole suite file that cannot be used.
@@ -118,21 +171,24 @@ impl<'a> Runner<'a> {
         let mut results = Vec::with_capacity(suite.cases.len());
         for (i, case) in suite.cases.iter().enumerate() {
             let start = Instant::now();
-            let status = run_case(
+            let (status, verdict) = match run_case(
                 self.loader.engine,
                 &set,
                 case,
                 &base,
                 i,
                 &self.shared_context,
-            )
-            .unwrap_or_else(Status::Error);
+            ) {
+                Ok((status, verdict)) => (status, Some(verdict)),
+                Err(e) => (Status::Error(e), None),
+            };
             results.push(CaseResult {
                 suite: file.clone(),
                 name: case.value.name.clone(),
                 line: case.referenced.line(),
                 status,
                 duration: start.elapsed(),
+                verdict,
             });
         }
         Ok(results)
@@ -203,7 +259,7 @@ fn run_case(
     base: &Path,
     index: usize,
     shared_context: &StaticObjects,
-) -> Result<Status, String> {
+) -> Result<(Status, CaseVerdict), String> {
     let case = &case.value;
     let object = match (&case.object, &case.file) {
         (Some(object), None) => object.clone(),
@@ -261,7 +317,7 @@ fn run_case(
         slot: Some(&slot),
     };
     let decision = admission::decide(&set, &request, &context);
-    compare(case, &decision)
+    Ok((compare(case, &decision)?, CaseVerdict::of(&decision)))
 }
 
 /// The single object of a case file.

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Scale figures of the audit (issue 16; docs/performance.md, "Audit"), on the real
+# control plane of the cluster harness, release build:
+#
+#   bash bench/audit.sh                     # 10,000 Deployments in 50 namespaces
+#   OBJECTS=2000 NAMESPACES=20 bash bench/audit.sh
+#
+# 1. Creates NAMESPACES namespaces (every other one production, the rest development)
+#    and OBJECTS Deployments with replicas 0 spread over them (the controller manager
+#    makes a ReplicaSet of each, so the audit lists twice as many objects); every
+#    VIOLATING-th uses plate-api:latest (a violation of no-latest-tag in prod).
+# 2. One-shot audit (`audit -o json`), RUNS times: wall time, objects, findings.
+# 3. `audit --watch --qps 0` (bound lifted): time until every report is written (the
+#    API server's and etcd's rate), RSS after the first pass; a second process on the
+#    unchanged cluster: reports written by its first pass (must be 0); one Deployment
+#    changed: time until its report changes.
+# 4. `audit --watch` at the default --qps: reports written per second over
+#    DEFAULT_QPS_SECONDS (the bound, not the cluster, is then the limit).
+# 5. Admission p99 of a local `serve --dev` (bench/load.sh's wrk mix, LOAD_SECONDS)
+#    idle, then while one-shot audits run back to back on the same machine.
+#
+# Starts the control plane if it is not up; the objects are left for inspection
+# (`scripts/cluster.sh down` removes everything). Needs root (the harness).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OBJECTS="${OBJECTS:-10000}"
+NAMESPACES="${NAMESPACES:-50}"
+VIOLATING="${VIOLATING:-10}"
+RUNS="${RUNS:-3}"
+DEFAULT_QPS_SECONDS="${DEFAULT_QPS_SECONDS:-30}"
+LOAD_SECONDS="${LOAD_SECONDS:-15}"
+PREFIX="${PREFIX:-scale}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+$SUDO bash scripts/cluster.sh status >/dev/null 2>&1 || $SUDO bash scripts/cluster.sh up
+eval "$($SUDO bash scripts/cluster.sh env | sed 's/^/export /')"
+: "${KUBECONFIG:?cluster.sh env gives the kubeconfig}"
+PATH="$PLATE_CLUSTER_BIN:$PATH"
+cargo build --release -p plate-policy --quiet
+BIN="$PWD/target/release/plate-policy"
+WORK="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+say() { printf '\n== %s\n' "$*"; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
+
+say "objects: $OBJECTS Deployments (replicas 0) in $NAMESPACES namespaces, 1 in $VIOLATING violating"
+# The webhook (if the chart is installed) is out of the way: these are pre-existing objects.
+kubectl delete validatingwebhookconfiguration plate-policy --ignore-not-found >/dev/null
+kubectl apply --server-side -f - >/dev/null <<EOF
+$(for n in $(seq 0 $((NAMESPACES - 1))); do
+  env=development; [ $((n % 2)) = 0 ] && env=production
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s-%02d, labels: {environment: %s}}\n---\n' "$PREFIX" "$n" "$env"
+done)
+EOF
+python3 - "$WORK" "$OBJECTS" "$NAMESPACES" "$VIOLATING" "$PREFIX" <<'PY'
+import sys
+work, objects, namespaces, violating, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+chunk = 500
+for start in range(0, objects, chunk):
+    docs = []
+    for i in range(start, min(objects, start + chunk)):
+        ns = f"{prefix}-{i % namespaces:02d}"
+        image = "harbor.cocdev.co.kr/plate/plate-api:latest" if i % violating == 0 else "harbor.cocdev.co.kr/plate/plate-api:2.4.1"
+        docs.append(f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}, namespace: {ns}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: app-{i}}}}}
+  template:
+    metadata: {{labels: {{app: app-{i}}}}}
+    spec:
+      containers:
+        - name: api
+          image: {image}
+          resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}
+""")
+    open(f"{work}/chunk-{start // chunk:04d}.yaml", "w").write("---\n".join(docs))
+PY
+t0=$(now)
+for f in "$WORK"/chunk-*.yaml; do kubectl apply --server-side -f "$f" >/dev/null; done
+t1=$(now)
+echo "created $OBJECTS Deployments in $(elapsed "$t0" "$t1") s"
+want_rs=$OBJECTS
+for _ in $(seq 1 600); do
+  rs=$(kubectl get replicasets -A --no-headers 2>/dev/null | grep -c "^$PREFIX-" || true)
+  [ "$rs" -ge "$want_rs" ] && break
+  sleep 1
+done
+echo "ReplicaSets made by the controller manager: $rs"
+
+say "one-shot audit, $RUNS runs"
+for r in $(seq 1 "$RUNS"); do
+  t0=$(now)
+  code=0
+  "$BIN" audit --kubeconfig "$KUBECONFIG" -o json >"$WORK/audit.json" || code=$?
+  t1=$(now)
+  python3 - "$WORK/audit.json" "$(elapsed "$t0" "$t1")" "$code" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]
+print(f"run: {sys.argv[2]} s, exit {sys.argv[3]}, listed {s['listed']}, judged {s['objects']}, enforce violations {s['enforceViolations']}, other {s['otherViolations']}, errors {s['errors']}")
+PY
+done
+
+metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+start_watch() { # $1: metrics port, rest: extra args
+  local port=$1; shift
+  "$BIN" --log-level warn audit --watch --kubeconfig "$KUBECONFIG" --metrics-addr "127.0.0.1:$port" "$@" >"$WORK/watch-$port.log" 2>&1 &
+  echo $!
+}
+wait_ready() { for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.25; done; return 1; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# Every report, by collection (one DELETE per namespace; kubectl would delete one by one).
+delete_reports() {
+  local ns
+  for ns in $(kubectl get ns -o jsonpath='{.items[*].metadata.name}'); do
+    kubectl delete --raw "/apis/openreports.io/v1alpha1/namespaces/$ns/reports" >/dev/null 2>&1 || true
+  done
+  kubectl delete --raw /apis/openreports.io/v1alpha1/clusterreports >/dev/null 2>&1 || true
+}
+
+say "audit --watch --qps 0 (bound lifted)"
+delete_reports
+t0=$(now)
+pid=$(start_watch 29301 --qps 0)
+wait_ready 29301
+t1=$(now)
+rss_ready=$(rss_mib "$pid")
+judged=$(metric 127.0.0.1:29301 plate_policy_audit_objects)
+for _ in $(seq 1 2400); do
+  written=$(metric 127.0.0.1:29301 'plate_policy_audit_report_writes_total{result="success"}')
+  [ "${written%.*}" -ge "${judged%.*}" ] && break
+  sleep 0.25
+done
+t2=$(now)
+echo "first pass (list and judge) done in $(elapsed "$t0" "$t1") s (ready); $written reports written in $(elapsed "$t0" "$t2") s ($(python3 -c "print(f'{float(\"$written\") / (float(\"$t2\") - float(\"$t0\")):.0f}')") writes/s)"
+echo "RSS after the first pass: $rss_ready MiB; after its writes: $(rss_mib "$pid") MiB"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+say "a second process, nothing changed"
+pid=$(start_watch 29302 --qps 0)
+wait_ready 29302
+echo "reports written by its first pass: $(metric 127.0.0.1:29302 'plate_policy_audit_report_writes_total{result="success"}') (RSS $(rss_mib "$pid") MiB)"
+uid=$(kubectl get deployment -n "$PREFIX-00" app-0 -o jsonpath='{.metadata.uid}')
+before=$(metric 127.0.0.1:29302 'plate_policy_audit_report_writes_total{result="success"}')
+t0=$(now)
+kubectl -n "$PREFIX-00" set image deployment/app-0 api=harbor.cocdev.co.kr/plate/plate-api:9.9.9 >/dev/null
+for _ in $(seq 1 400); do
+  fails=$(kubectl get reports.openreports.io -n "$PREFIX-00" "$uid" -o jsonpath='{.summary.fail}' 2>/dev/null || true)
+  [ "$fails" = 0 ] && break
+  sleep 0.05
+done
+t1=$(now)
+echo "one changed Deployment re-reported in $(elapsed "$t0" "$t1") s (kubectl polling every 50 ms included)"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+say "audit --watch at the default --qps, for $DEFAULT_QPS_SECONDS s"
+delete_reports
+pid=$(start_watch 29303)
+sleep "$DEFAULT_QPS_SECONDS"
+written=$(metric 127.0.0.1:29303 'plate_policy_audit_report_writes_total{result="success"}')
+echo "$written reports in $DEFAULT_QPS_SECONDS s: $(python3 -c "print(f'{float(\"$written\") / $DEFAULT_QPS_SECONDS:.1f}')") writes/s"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+say "admission p99 of serve --dev, idle and while audits run"
+if command -v wrk >/dev/null 2>&1; then
+  "$BIN" --log-level warn serve --dev --certs-dir "$WORK/certs" --addr 127.0.0.1:28543 --metrics-addr 127.0.0.1:29543 >"$WORK/serve.log" 2>&1 &
+  serve=$!
+  for _ in $(seq 1 200); do curl -sf http://127.0.0.1:29543/readyz >/dev/null && break; sleep 0.1; done
+  load() { wrk -t2 -c4 -d"${LOAD_SECONDS}s" --latency -s bench/mix.lua https://127.0.0.1:28543/validate | awk '/Latency Distribution/ {p=1} p && /50%|99%/ {print "  " $0} /Requests\/sec/ {print "  " $0}'; }
+  echo "idle:"; load
+  ( while kill -0 "$serve" 2>/dev/null; do "$BIN" audit --kubeconfig "$KUBECONFIG" -o json >/dev/null 2>&1 || true; done ) &
+  auditing=$!
+  echo "while one-shot audits run back to back:"; load
+  kill "$auditing" "$serve" 2>/dev/null || true
+else
+  echo "wrk is not installed (apt-get install wrk): skipped"
+fi

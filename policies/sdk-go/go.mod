@@ -1,0 +1,3 @@
+module policy.plate.dev/sdk
+
+go 1.24
