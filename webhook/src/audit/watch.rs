@@ -524,14 +524,24 @@ impl Auditor {
         if unchanged {
             return;
         }
-        self.writes.push(
-            verdict.uid.clone(),
-            Write::Apply {
-                namespace: verdict.namespace.clone(),
-                document,
-                digest,
-            },
-        );
+        let document = match serde_json::value::to_raw_value(&document) {
+            Ok(document) => document,
+            Err(e) => {
+                // A Value always serializes; kept as an error, not a panic.
+                tracing::error!(report = %verdict.uid, error = %e, "cannot encode the policy report");
+                return;
+            }
+        };
+        self.writes
+            .push(
+                verdict.uid.clone(),
+                Write::Apply {
+                    namespace: verdict.namespace.clone(),
+                    document,
+                    digest,
+                },
+            )
+            .await;
     }
 
     /// No policy takes the object (any more): its report goes.
@@ -547,12 +557,14 @@ impl Auditor {
             self.writes.cancel(uid);
             return;
         }
-        self.writes.push(
-            uid.to_string(),
-            Write::Delete {
-                namespace: namespaced.then(|| namespace.unwrap_or_default().to_string()),
-            },
-        );
+        self.writes
+            .push(
+                uid.to_string(),
+                Write::Delete {
+                    namespace: namespaced.then(|| namespace.unwrap_or_default().to_string()),
+                },
+            )
+            .await;
     }
 
     /// The object is gone; the garbage collector deletes its report.
@@ -646,7 +658,9 @@ enum Write {
     Apply {
         /// None for cluster-scoped resources.
         namespace: Option<String>,
-        document: serde_json::Value,
+        /// The report as JSON text: a `serde_json::Value` of the same report takes
+        /// several times the memory, and a first pass may queue one per object.
+        document: Box<serde_json::value::RawValue>,
         digest: String,
     },
     Delete {
@@ -654,46 +668,133 @@ enum Write {
     },
 }
 
+impl Write {
+    /// What the write holds in memory, roughly: what the queue's budget counts.
+    fn size(&self) -> usize {
+        match self {
+            Write::Apply {
+                namespace,
+                document,
+                digest,
+            } => {
+                document.get().len()
+                    + digest.len()
+                    + namespace.as_ref().map_or(0, String::len)
+                    + WRITE_OVERHEAD
+            }
+            Write::Delete { namespace } => {
+                namespace.as_ref().map_or(0, String::len) + WRITE_OVERHEAD
+            }
+        }
+    }
+}
+
+/// Per queued write, besides its text: the uid twice, map and queue slots.
+const WRITE_OVERHEAD: usize = 192;
+
+/// At most this many bytes of report writes wait for tokens; beyond it judging
+/// waits for the writer. 32 MiB holds about 15,000 typical reports, so a first
+/// pass on a cluster of that size lists and judges at full speed while writes
+/// trickle out at `--qps`; on a larger cluster memory stays bounded and the pass
+/// runs at the write rate once the budget is full.
+const WRITES_BUDGET: usize = 32 << 20;
+
 /// Report writes waiting for a token, at most one per object (a newer judgement
-/// replaces a waiting one), in the order objects first needed one. Judging never
-/// waits for the API: a first pass lists and judges at full speed (its list's
-/// continue token cannot expire while writes trickle out at `--qps`).
-#[derive(Default)]
+/// replaces a waiting one), in the order objects first needed one, within a byte
+/// budget (`WRITES_BUDGET`): judging does not wait for the API until the budget is
+/// full, so a first pass lists and judges at full speed (its list's continue token
+/// cannot expire while writes trickle out at `--qps`), and memory stays bounded.
 struct Writes {
-    queue: std::sync::Mutex<(std::collections::VecDeque<String>, HashMap<String, Write>)>,
+    queue: std::sync::Mutex<Queue>,
+    budget: usize,
+    /// A write was queued (the writer waits on it).
     wake: tokio::sync::Notify,
+    /// A write left the queue (a full queue's pusher waits on it).
+    room: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    order: std::collections::VecDeque<String>,
+    waiting: HashMap<String, Write>,
+    bytes: usize,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes::with_budget(WRITES_BUDGET)
+    }
 }
 
 impl Writes {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (std::collections::VecDeque<String>, HashMap<String, Write>)>
-    {
+    fn with_budget(budget: usize) -> Self {
+        Writes {
+            queue: std::sync::Mutex::new(Queue::default()),
+            budget,
+            wake: tokio::sync::Notify::new(),
+            room: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // Queue operations cannot leave it inconsistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, uid: String, write: Write) {
+    /// Queues `write`, first waiting while the queue is over its budget (unless it
+    /// replaces a waiting write of the same object, which frees as much as it takes).
+    async fn push(&self, uid: String, write: Write) {
+        loop {
+            // Registered before the check, so a pop between the two is not missed.
+            let room = self.room.notified();
+            {
+                let queue = self.lock();
+                if queue.bytes < self.budget || queue.waiting.contains_key(&uid) {
+                    break;
+                }
+            }
+            room.await;
+        }
+        self.push_now(uid, write);
+    }
+
+    fn push_now(&self, uid: String, write: Write) {
         let mut queue = self.lock();
-        if queue.1.insert(uid.clone(), write).is_none() {
-            queue.0.push_back(uid);
+        queue.bytes += write.size();
+        match queue.waiting.insert(uid.clone(), write) {
+            Some(replaced) => queue.bytes -= replaced.size(),
+            None => queue.order.push_back(uid),
         }
         drop(queue);
         self.wake.notify_one();
     }
 
     fn cancel(&self, uid: &str) {
-        self.lock().1.remove(uid);
+        let mut queue = self.lock();
+        if let Some(write) = queue.waiting.remove(uid) {
+            queue.bytes -= write.size();
+            drop(queue);
+            self.room.notify_waiters();
+        }
     }
 
     fn pop(&self) -> Option<(String, Write)> {
         let mut queue = self.lock();
-        while let Some(uid) = queue.0.pop_front() {
-            if let Some(write) = queue.1.remove(&uid) {
+        while let Some(uid) = queue.order.pop_front() {
+            if let Some(write) = queue.waiting.remove(&uid) {
+                queue.bytes -= write.size();
+                drop(queue);
+                self.room.notify_waiters();
                 return Some((uid, write));
             }
         }
         None
+    }
+
+    /// Bytes of writes waiting.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 }
 
@@ -805,7 +906,8 @@ mod tests {
     fn apply(digest: &str) -> Write {
         Write::Apply {
             namespace: None,
-            document: serde_json::Value::Null,
+            document: serde_json::value::to_raw_value(&serde_json::json!({"report": digest}))
+                .unwrap_or_default(),
             digest: digest.into(),
         }
     }
@@ -817,13 +919,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_newer_write_replaces_a_waiting_one_in_its_place_and_cancel_drops_it() {
+    #[tokio::test]
+    async fn a_newer_write_replaces_a_waiting_one_in_its_place_and_cancel_drops_it() {
         let writes = Writes::default();
-        writes.push("a".into(), apply("a1"));
-        writes.push("b".into(), apply("b1"));
-        writes.push("a".into(), apply("a2"));
-        writes.push("c".into(), Write::Delete { namespace: None });
+        writes.push("a".into(), apply("a1")).await;
+        writes.push("b".into(), apply("b1")).await;
+        writes.push("a".into(), apply("a2")).await;
+        writes
+            .push("c".into(), Write::Delete { namespace: None })
+            .await;
         writes.cancel("b");
         let popped: Vec<(String, String)> = std::iter::from_fn(|| writes.pop())
             .map(|(uid, w)| (uid, digest_of(&w).to_string()))
@@ -836,6 +940,28 @@ mod tests {
             ]
         );
         assert!(writes.pop().is_none());
+        assert_eq!(writes.bytes(), 0, "the byte count follows what is queued");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_the_pusher_wait_until_a_write_leaves() {
+        let one = apply("x0").size();
+        let writes = Writes::with_budget(2 * one);
+        writes.push("a".into(), apply("a1")).await;
+        writes.push("b".into(), apply("b1")).await;
+        // Over budget: a new object waits, a newer write of a waiting one does not.
+        writes.push("a".into(), apply("a2")).await;
+        let mut third = Box::pin(writes.push("c".into(), apply("c1")));
+        assert!(
+            futures::poll!(&mut third).is_pending(),
+            "the third object waits for room"
+        );
+        assert_eq!(writes.pop().map(|(uid, _)| uid).as_deref(), Some("a"));
+        assert!(futures::poll!(&mut third).is_ready(), "a pop makes room");
+        let rest: Vec<String> = std::iter::from_fn(|| writes.pop())
+            .map(|(u, _)| u)
+            .collect();
+        assert_eq!(rest, ["b", "c"]);
     }
 
     #[test]
