@@ -16,8 +16,10 @@
 #    changed: time until its report changes.
 # 4. `audit --watch` at the default --qps: reports written per second over
 #    DEFAULT_QPS_SECONDS (the bound, not the cluster, is then the limit).
-# 5. Admission p99 of a local `serve --dev` (bench/load.sh's wrk mix, LOAD_SECONDS)
-#    idle, then while one-shot audits run back to back on the same machine.
+# 5. Admission latency (p50/p90/p99) of a local `serve --dev` at a steady moderate
+#    rate (bench/soak.lua, LOAD_CONNECTIONS x 1000/LOAD_DELAY_MS req/s at most, for
+#    LOAD_SECONDS), idle, then while one-shot audits run back to back; with nothing
+#    pinned, and with CPU pinning standing in for separate nodes (see the step).
 #
 # Starts the control plane if it is not up; the objects are left for inspection
 # (`scripts/cluster.sh down` removes everything). Needs root (the harness).
@@ -28,7 +30,9 @@ NAMESPACES="${NAMESPACES:-50}"
 VIOLATING="${VIOLATING:-10}"
 RUNS="${RUNS:-3}"
 DEFAULT_QPS_SECONDS="${DEFAULT_QPS_SECONDS:-30}"
-LOAD_SECONDS="${LOAD_SECONDS:-15}"
+LOAD_SECONDS="${LOAD_SECONDS:-20}"
+LOAD_CONNECTIONS="${LOAD_CONNECTIONS:-4}"
+LOAD_DELAY_MS="${LOAD_DELAY_MS:-10}"
 PREFIX="${PREFIX:-scale}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -41,10 +45,37 @@ BIN="$PWD/target/release/plate-policy"
 WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
+# STEPS chooses what runs (default all; "load" alone needs the objects made before).
+STEPS="${STEPS:-objects oneshot watch qps load}"
+step() { [[ " $STEPS " == *" $1 "* ]]; }
 say() { printf '\n== %s\n' "$*"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
+metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+start_watch() { # $1: metrics port, rest: extra args
+  local port=$1; shift
+  "$BIN" --log-level warn audit --watch --kubeconfig "$KUBECONFIG" --metrics-addr "127.0.0.1:$port" "$@" >"$WORK/watch-$port.log" 2>&1 &
+  echo $!
+}
+wait_ready() { for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.25; done; return 1; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# Every report, by collection (one DELETE per namespace; kubectl would delete one by one).
+delete_reports() {
+  local ns
+  for ns in $(kubectl get ns -o jsonpath='{.items[*].metadata.name}'); do
+    kubectl delete --raw "/apis/openreports.io/v1alpha1/namespaces/$ns/reports" >/dev/null 2>&1 || true
+  done
+  kubectl delete --raw /apis/openreports.io/v1alpha1/clusterreports >/dev/null 2>&1 || true
+}
+
+# The OpenReports CRDs, from their Go module as the cluster tests take them.
+reports_dir=$(go mod download -json github.com/openreports/reports-api@v0.2.1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+kubectl apply --server-side -f "$reports_dir/config/crd/openreports.io_reports.yaml" \
+  -f "$reports_dir/config/crd/openreports.io_clusterreports.yaml" >/dev/null
+kubectl wait --for condition=established --timeout=60s crd/reports.openreports.io crd/clusterreports.openreports.io >/dev/null
+
+if step objects; then
 say "objects: $OBJECTS Deployments (replicas 0) in $NAMESPACES namespaces, 1 in $VIOLATING violating"
 # The webhook (if the chart is installed) is out of the way: these are pre-existing objects.
 kubectl delete validatingwebhookconfiguration plate-policy --ignore-not-found >/dev/null
@@ -91,6 +122,8 @@ for _ in $(seq 1 600); do
 done
 echo "ReplicaSets made by the controller manager: $rs"
 
+fi
+if step oneshot; then
 say "one-shot audit, $RUNS runs"
 for r in $(seq 1 "$RUNS"); do
   t0=$(now)
@@ -105,23 +138,8 @@ print(f"run: {sys.argv[2]} s, exit {sys.argv[3]}, listed {s['listed']}, judged {
 PY
 done
 
-metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
-start_watch() { # $1: metrics port, rest: extra args
-  local port=$1; shift
-  "$BIN" --log-level warn audit --watch --kubeconfig "$KUBECONFIG" --metrics-addr "127.0.0.1:$port" "$@" >"$WORK/watch-$port.log" 2>&1 &
-  echo $!
-}
-wait_ready() { for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.25; done; return 1; }
-rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-# Every report, by collection (one DELETE per namespace; kubectl would delete one by one).
-delete_reports() {
-  local ns
-  for ns in $(kubectl get ns -o jsonpath='{.items[*].metadata.name}'); do
-    kubectl delete --raw "/apis/openreports.io/v1alpha1/namespaces/$ns/reports" >/dev/null 2>&1 || true
-  done
-  kubectl delete --raw /apis/openreports.io/v1alpha1/clusterreports >/dev/null 2>&1 || true
-}
-
+fi
+if step watch; then
 say "audit --watch --qps 0 (bound lifted)"
 delete_reports
 t0=$(now)
@@ -157,6 +175,8 @@ t1=$(now)
 echo "one changed Deployment re-reported in $(elapsed "$t0" "$t1") s (kubectl polling every 50 ms included)"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
+fi
+if step qps; then
 say "audit --watch at the default --qps, for $DEFAULT_QPS_SECONDS s"
 delete_reports
 pid=$(start_watch 29303)
@@ -165,17 +185,64 @@ written=$(metric 127.0.0.1:29303 'plate_policy_audit_report_writes_total{result=
 echo "$written reports in $DEFAULT_QPS_SECONDS s: $(python3 -c "print(f'{float(\"$written\") / $DEFAULT_QPS_SECONDS:.1f}')") writes/s"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-say "admission p99 of serve --dev, idle and while audits run"
-if command -v wrk >/dev/null 2>&1; then
-  "$BIN" --log-level warn serve --dev --certs-dir "$WORK/certs" --addr 127.0.0.1:28543 --metrics-addr 127.0.0.1:29543 >"$WORK/serve.log" 2>&1 &
-  serve=$!
-  for _ in $(seq 1 200); do curl -sf http://127.0.0.1:29543/readyz >/dev/null && break; sleep 0.1; done
-  load() { wrk -t2 -c4 -d"${LOAD_SECONDS}s" --latency -s bench/mix.lua https://127.0.0.1:28543/validate | awk '/Latency Distribution/ {p=1} p && /50%|99%/ {print "  " $0} /Requests\/sec/ {print "  " $0}'; }
-  echo "idle:"; load
-  ( while kill -0 "$serve" 2>/dev/null; do "$BIN" audit --kubeconfig "$KUBECONFIG" -o json >/dev/null 2>&1 || true; done ) &
-  auditing=$!
-  echo "while one-shot audits run back to back:"; load
-  kill "$auditing" "$serve" 2>/dev/null || true
-else
+fi
+if step load; then
+say "admission latency of serve --dev at a steady rate, idle and while audits run"
+# In a cluster the webhook, the audit and the API server run in their own pods, on
+# their own CPU; here they share this machine's cores. Two layouts: "shared" (nothing
+# pinned: the audit and the API server take CPU from the webhook, the worst case) and
+# "nodes" (serve pinned to CPU 0 as if on its own node; the control plane, the audit
+# and the load generator on the other CPUs, wrk at a higher priority so that its own
+# timing is not what the audit delays). The load is moderate and steady (soak.lua:
+# CONNECTIONS connections, a DELAY_MS pause before each request, every verdict judged),
+# not saturation: the latency of a webhook at its usual load is what an audit could hurt.
+cpus=$(nproc)
+if ! command -v wrk >/dev/null 2>&1; then
   echo "wrk is not installed (apt-get install wrk): skipped"
+elif [ "$cpus" -lt 2 ]; then
+  echo "one CPU: no layout keeps the audit off the webhook's CPU; skipped"
+else
+  control_plane=$(pgrep -d ' ' -x 'etcd|kube-apiserver|kube-controller-manager' || true)
+  pin() { # $1: CPU list, rest: PIDs (every thread)
+    local cpus=$1 p; shift
+    for p in "$@"; do taskset -a -p -c "$cpus" "$p" >/dev/null 2>&1 || true; done
+  }
+  # shellcheck disable=SC2086
+  trap 'pin "0-$((cpus - 1))" $control_plane; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  run_layout() { # $1: shared | nodes
+    local layout=$1 serve_cpus="" other_cpus="" wrk_prefix=() auditing serve
+    if [ "$layout" = nodes ]; then
+      serve_cpus=0; other_cpus="1-$((cpus - 1))"
+      # shellcheck disable=SC2086
+      pin "$other_cpus" $control_plane
+      wrk_prefix=(nice -n -5 taskset -c "$other_cpus")
+    else
+      # shellcheck disable=SC2086
+      pin "0-$((cpus - 1))" $control_plane
+    fi
+    local serve_prefix=(); [ -n "$serve_cpus" ] && serve_prefix=(taskset -c "$serve_cpus")
+    local audit_prefix=(); [ -n "$other_cpus" ] && audit_prefix=(taskset -c "$other_cpus")
+    "${serve_prefix[@]}" "$BIN" --log-level warn serve --dev --certs-dir "$WORK/certs" \
+      --addr 127.0.0.1:28543 --metrics-addr 127.0.0.1:29543 >"$WORK/serve.log" 2>&1 &
+    serve=$!
+    for _ in $(seq 1 200); do curl -sf http://127.0.0.1:29543/readyz >/dev/null && break; sleep 0.1; done
+    load() {
+      REVIEWS_DIR=bench/reviews DELAY_MS="$LOAD_DELAY_MS" "${wrk_prefix[@]}" wrk -t1 -c"$LOAD_CONNECTIONS" \
+        -d"${LOAD_SECONDS}s" --latency -s bench/soak.lua https://127.0.0.1:28543/validate |
+        awk '/Latency Distribution/ {p=1} p && /50%|90%|99%/ {printf "  %s", $0} /Requests\/sec/ {printf "  req/s %s", $2} /verdicts judged/ {printf "  (%s)", $0} END {print ""}'
+    }
+    echo "$layout, idle:"; load
+    ( while kill -0 "$serve" 2>/dev/null; do
+        "${audit_prefix[@]}" "$BIN" audit --kubeconfig "$KUBECONFIG" -o json >/dev/null 2>&1 || true
+      done ) &
+    auditing=$!
+    echo "$layout, while one-shot audits run back to back:"; load
+    kill "$auditing" "$serve" 2>/dev/null || true
+    wait "$serve" 2>/dev/null || true
+  }
+  run_layout shared
+  run_layout nodes
+  # shellcheck disable=SC2086
+  pin "0-$((cpus - 1))" $control_plane
+fi
 fi

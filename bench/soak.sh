@@ -73,6 +73,10 @@ trap cleanup EXIT
 now() { date +%s; }
 log() { printf '[%4ds] %s\n' "$(( $(now) - START ))" "$*"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
+# What the RSS is made of (KiB): anonymous memory (heap, stacks, the instance pool's
+# resident pages), file pages (the binary's code and the libraries, clean and shared)
+# and shared memory (wasmtime's copy-on-write memory images). A leak grows the first.
+rss_parts() { awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^RssShmem/ {s=$2} END {print a + 0, f + 0, s + 0}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0 0 0; }
 
 # --- The Secret-like TLS directory ------------------------------------------------
 TLS="$WORK/tls"
@@ -181,7 +185,7 @@ while :; do
   [ "$t" -ge "$DURATION" ] && break
   kill -0 "$SERVER_PID" 2>/dev/null || { log "the server is gone"; break; }
   if [ "$t" -ge "$next_rss" ]; then
-    echo "$t $(rss_kib)" >>"$WORK/rss.txt"
+    echo "$t $(rss_kib) $(rss_parts)" >>"$WORK/rss.txt"
     next_rss=$((next_rss + RSS_EVERY))
   fi
   if [ "$t" -ge "$next_reload" ]; then
@@ -224,7 +228,7 @@ while :; do
   fi
   sleep 1
 done
-kill -0 "$SERVER_PID" 2>/dev/null && echo "$(( $(now) - START )) $(rss_kib)" >>"$WORK/rss.txt"
+kill -0 "$SERVER_PID" 2>/dev/null && echo "$(( $(now) - START )) $(rss_kib) $(rss_parts)" >>"$WORK/rss.txt"
 
 wait "$WRK_PID" || true; WRK_PID=""
 wait "$CURL_PID" || true; CURL_PID=""
@@ -278,7 +282,8 @@ echo "certificate rotations:     $rotations (slowest pickup $slowest_pickup ms),
 echo "old+new CA bundle:         $((rotations - bundle_failures)) of $rotations fresh connections ok after the switch"
 echo "policy evaluation errors:  $policy_errors, timeouts $policy_timeouts"
 echo "RSS: after warm-up (${WARMUP} s) $((warm_kib / 1024)) MiB ($warm_kib KiB), end $((end_kib / 1024)) MiB ($end_kib KiB), change $growth%; min $((min_kib / 1024)) MiB, max $((max_kib / 1024)) MiB"
-echo "RSS samples (s KiB): $(tr '\n' ' ' <"$WORK/rss.txt")"
+echo "RSS parts (KiB anon / file / shmem): after warm-up $(awk -v w="$WARMUP" '$1 >= w {print $3 " / " $4 " / " $5; exit}' "$WORK/rss.txt"), end $(awk '$2 > 0 {v = $3 " / " $4 " / " $5} END {print v}' "$WORK/rss.txt")"
+echo "RSS samples (s KiB): $(awk '{printf "%s %s ", $1, $2}' "$WORK/rss.txt")"
 if [ "$alive" = no ]; then
   signal=""; [ "$exit_status" -gt 128 ] && signal=" (signal $(kill -l $((exit_status - 128)) 2>/dev/null || echo $((exit_status - 128))))"
   echo "the server exited with status $exit_status$signal before the end"
