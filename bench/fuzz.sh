@@ -17,7 +17,7 @@
 #
 # Each target starts from its corpus, fuzz/corpus/TARGET (kept in the repository:
 # tests/properties.rs runs every file of it on stable), and adds what raises
-# coverage there; afterwards `cargo fuzz cmin` minimises the corpus in place
+# coverage there; afterwards the corpus is minimised in place by edge coverage
 # (MINIMIZE=0 skips that; inputs named crash-*, timeout-* or oom-*, the regression
 # tests, are kept as they are). A crash stops the target: libFuzzer saves the input in
 # fuzz/artifacts/TARGET/ and this script says so; fix the bug and copy the input
@@ -53,6 +53,8 @@ fi
 # would rebuild the policies at every switch of toolchain.
 export PLATE_POLICY_WASM_TARGET_DIR="$PWD/fuzz/target/policies-wasm"
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# Where cargo fuzz puts the target binaries (the merge runs them directly).
+HOST=$(rustc -vV | sed -n 's/^host: //p')
 
 # Inputs longer than these do not help: the admission target's body limit is 8 KiB
 # (twice that reaches the over-limit path), the others read small documents.
@@ -96,26 +98,37 @@ for target in "${TARGETS[@]}"; do
     continue
   fi
   if [ "$MINIMIZE" = 1 ]; then
-    # Crashes found and fixed (crash-*, timeout-*, oom-*, as libFuzzer names them) are
-    # regression tests: cmin would drop them when their coverage is elsewhere, or
-    # rename them, so they are set aside and put back.
+    # Minimised by edge coverage: libFuzzer's merge with set cover and hit counters
+    # off keeps a small set of inputs that reaches every edge the corpus reaches
+    # (`cargo fuzz cmin` keeps every input with a new hit-count bucket too: five times
+    # the files, little more code). Crashes found and fixed (crash-*, timeout-*,
+    # oom-*, as libFuzzer names them) are regression tests: the merge would drop them
+    # when their edges are elsewhere, so they are set aside and put back.
     kept_dir="$LOG_DIR/kept-$target"
-    mkdir -p "$kept_dir"
+    merged_dir="$LOG_DIR/merged-$target"
+    mkdir -p "$kept_dir" "$merged_dir"
     find "fuzz/corpus/$target" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) \
       -exec mv -t "$kept_dir" {} +
-    (cd fuzz && nice -n 10 "${CARGO[@]}" fuzz cmin --release "$target" "corpus/$target" -- \
-      -max_len="$(max_len "$target")" -timeout=20 -rss_limit_mb=4096) >"$log.cmin" 2>&1
+    nice -n 10 "fuzz/target/$HOST/release/$target" -merge=1 -set_cover_merge=1 -use_counters=0 \
+      -use_value_profile=0 -max_len="$(max_len "$target")" -timeout=20 -rss_limit_mb=4096 \
+      "$merged_dir" "fuzz/corpus/$target" >"$log.cmin" 2>&1
     cmin_status=$?
-    # cargo fuzz cmin exits 0 when the merge fails, leaving the corpus as it was.
-    grep -q "Failed to minimize" "$log.cmin" && cmin_status=1
+    if [ "$cmin_status" -eq 0 ] && [ -n "$(ls -A "$merged_dir")" ]; then
+      find "fuzz/corpus/$target" -maxdepth 1 -type f -delete
+      mv -t "fuzz/corpus/$target" "$merged_dir"/*
+    else
+      [ "$cmin_status" -ne 0 ] || cmin_status=1
+    fi
     mv -t "fuzz/corpus/$target" "$kept_dir"/* 2>/dev/null || true
     if [ "$cmin_status" -ne 0 ]; then
       failed=1
-      echo "  minimising failed (exit $cmin_status):"; tail -5 "$log.cmin" | sed 's/^/    /'
+      echo "  minimising failed (exit $cmin_status), the corpus is left as it was:"; tail -5 "$log.cmin" | sed 's/^/    /'
     fi
     kept=$(find "fuzz/corpus/$target" -type f | wc -l)
-    bytes=$(du -sk "fuzz/corpus/$target" | cut -f1)
-    echo "  minimised: $kept files, ${bytes} KiB"
+    bytes=$(find "fuzz/corpus/$target" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f", s / 1024}')
+    reached=$(nice -n 10 "fuzz/target/$HOST/release/$target" -runs=0 -max_len="$(max_len "$target")" \
+      -rss_limit_mb=4096 "fuzz/corpus/$target" 2>&1 | grep -oE 'INITED cov: [0-9]+' | grep -oE '[0-9]+$')
+    echo "  minimised: $kept files, ${bytes} KiB of inputs, reaching cov ${reached:-?} edges"
   fi
 done
 exit "$failed"

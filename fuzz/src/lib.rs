@@ -175,6 +175,66 @@ pub fn oracle(body: &[u8]) -> Option<Result<String, String>> {
     }
 }
 
+/// Whether some JSON object in `body` has a key twice (false when it is not JSON).
+pub fn has_duplicate_keys(body: &[u8]) -> bool {
+    use serde::de::{Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashSet;
+
+    struct Scan;
+
+    impl<'de> Visitor<'de> for Scan {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut keys = HashSet::new();
+            let mut duplicate = false;
+            while let Some(key) = map.next_key::<String>()? {
+                duplicate |= !keys.insert(key);
+                duplicate |= map.next_value_seed(ScanSeed)?;
+            }
+            Ok(duplicate)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut duplicate = false;
+            while let Some(d) = seq.next_element_seed(ScanSeed)? {
+                duplicate |= d;
+            }
+            Ok(duplicate)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    struct ScanSeed;
+    impl<'de> serde::de::DeserializeSeed<'de> for ScanSeed {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_any(Scan)
+        }
+    }
+    // Too deep for serde_json's limit: the oracle has no opinion there anyway.
+    serde_json::Deserializer::from_slice(body)
+        .deserialize_any(Scan)
+        .unwrap_or(false)
+}
+
 /// The parser against the oracle: never a panic; it accepts exactly what the
 /// oracle accepts (a rejection is an error with a message); an accepted review keeps
 /// the uid and the raw request as sent, and is decided and answered with a valid
@@ -187,15 +247,9 @@ pub fn admission_parse(body: &[u8]) -> Option<bool> {
         (Err(e), Some(Err(_))) => {
             assert!(!e.to_string().trim().is_empty(), "an empty error message")
         }
-        // Duplicate keys: the parser refuses them, `Value` keeps the last one.
-        (
-            Err(
-                ReviewError::NotJson(m)
-                | ReviewError::InvalidRequest(m)
-                | ReviewError::InvalidField { message: m, .. },
-            ),
-            Some(Ok(_)),
-        ) if m.contains("duplicate field") => {}
+        // Duplicate keys: the parser refuses them (as a duplicate, or for the first
+        // one's type when it stops there), `Value` keeps the last one.
+        (Err(_), Some(Ok(_))) if has_duplicate_keys(body) => {}
         (_, None) => {}
         (parsed, Some(expected)) => panic!(
             "the parser and the oracle disagree: parser {:?}, oracle {expected:?}",
