@@ -693,11 +693,13 @@ impl Write {
 const WRITE_OVERHEAD: usize = 192;
 
 /// At most this many bytes of report writes wait for tokens; beyond it judging
-/// waits for the writer. 32 MiB holds about 18,000 reports of 1.5 KB (a Deployment
+/// waits for the writer. 16 MiB holds about 9,000 reports of 1.5 KB (a Deployment
 /// judged by three policies), so a first pass on a cluster of that size lists and
-/// judges at full speed while writes trickle out at `--qps`; on a larger cluster
-/// memory stays bounded and the pass runs at the write rate once the budget is full.
-const WRITES_BUDGET: usize = 32 << 20;
+/// judges at full speed while writes trickle out at `--qps`; on a larger cluster the
+/// pass goes on at the write rate once the budget is full, and memory stays bounded:
+/// with 32 MiB, a first pass over 20,000 objects ended at 103 MiB of RSS (the goal
+/// is 100 MiB), with 16 MiB at 90 MiB (bench/audit.sh, docs/performance.md).
+const WRITES_BUDGET: usize = 16 << 20;
 
 /// Report writes waiting for a token, at most one per object (a newer judgement
 /// replaces a waiting one), in the order objects first needed one, within a byte
