@@ -2,7 +2,7 @@
 # Concurrency soak of plate-policy (issue 7; figures in docs/security.md): a bounded,
 # moderate load with policy-set reloads and certificate rotations during it.
 #
-#   bash bench/soak.sh                 # DURATION=1800 (seconds)
+#   bash bench/soak.sh                 # DURATION=3600 (seconds)
 #   DURATION=240 bash bench/soak.sh    # a short run
 #
 # Builds the release binary and starts `serve --dev` on 127.0.0.1:28443 (metrics on
@@ -32,7 +32,7 @@
 # fails. Not part of .ci/run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DURATION="${DURATION:-1800}"
+DURATION="${DURATION:-3600}"
 CONNECTIONS="${CONNECTIONS:-8}"
 DELAY_MS="${DELAY_MS:-20}"
 RELOAD_EVERY="${RELOAD_EVERY:-60}"
