@@ -18,8 +18,8 @@
 # Each target starts from its corpus, fuzz/corpus/TARGET (kept in the repository:
 # tests/properties.rs runs every file of it on stable), and adds what raises
 # coverage there; afterwards the corpus is minimised in place by edge coverage
-# (MINIMIZE=0 skips that; inputs named crash-*, timeout-* or oom-*, the regression
-# tests, are kept as they are). A crash stops the target: libFuzzer saves the input in
+# (MINIMIZE=0 skips that; inputs with names of their own, such as crash-* of fixed
+# findings, are regression tests and kept as they are). A crash stops the target: libFuzzer saves the input in
 # fuzz/artifacts/TARGET/ and this script says so; fix the bug and copy the input
 # into fuzz/corpus/TARGET/ so the regression test keeps it.
 #
@@ -101,14 +101,15 @@ for target in "${TARGETS[@]}"; do
     # Minimised by edge coverage: libFuzzer's merge with set cover and hit counters
     # off keeps a small set of inputs that reaches every edge the corpus reaches
     # (`cargo fuzz cmin` keeps every input with a new hit-count bucket too: five times
-    # the files, little more code). Crashes found and fixed (crash-*, timeout-*,
-    # oom-*, as libFuzzer names them) are regression tests: the merge would drop them
-    # when their edges are elsewhere, so they are set aside and put back.
+    # the files, little more code). Inputs not named by their SHA-1 as libFuzzer names
+    # what it finds (crash-*, timeout-*, oom-* of fixed findings, seeds such as
+    # `empty`) are regression tests: the merge would drop them when their edges are
+    # elsewhere, so they are set aside and put back.
     kept_dir="$LOG_DIR/kept-$target"
     merged_dir="$LOG_DIR/merged-$target"
     mkdir -p "$kept_dir" "$merged_dir"
-    find "fuzz/corpus/$target" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) \
-      -exec mv -t "$kept_dir" {} +
+    find "fuzz/corpus/$target" -maxdepth 1 -type f -regextype posix-extended \
+      ! -regex '.*/[0-9a-f]{40}' -exec mv -t "$kept_dir" {} +
     nice -n 10 "fuzz/target/$HOST/release/$target" -merge=1 -set_cover_merge=1 -use_counters=0 \
       -use_value_profile=0 -max_len="$(max_len "$target")" -timeout=20 -rss_limit_mb=4096 \
       "$merged_dir" "fuzz/corpus/$target" >"$log.cmin" 2>&1

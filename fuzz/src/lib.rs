@@ -30,7 +30,7 @@ use plate_policy::manifest::{self, ManifestError, RequestSpec};
 use plate_policy::metrics::Metrics;
 use plate_policy::objects::{NoObjects, ObjectSource};
 use plate_policy::policy_set::{Loader, ModuleCache, PolicySet};
-use plate_policy::review::{self, ReviewError};
+use plate_policy::review;
 use plate_policy::server::AppState;
 use plate_policy::server::answer::{self, Answer};
 use plate_policy_sdk::ImageReference;
