@@ -435,24 +435,43 @@ fn certificate_naming_a_staging_issuer_is_denied_in_prod() {
     .success();
 }
 
+/// A cert-manager ClusterIssuer named `name` on the ACME server `server`.
+fn acme_cluster_issuer(name: &str, server: &str) -> String {
+    format!(
+        "apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: {name}}}
+spec:
+  acme:
+    server: {server}
+    privateKeySecretRef: {{name: {name}-key}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
+"
+    )
+}
+
+/// An Ingress `name` in plate-prod whose certificate comes from the ClusterIssuer `issuer`.
+fn prod_ingress_naming(name: &str, issuer: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  namespace: plate-prod
+  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
+spec:
+  rules: [{{host: web.example.com}}]
+  tls: [{{hosts: [web.example.com], secretName: {name}-tls}}]
+"
+    )
+}
+
 #[test]
 #[ignore = "needs the control plane: scripts/cluster.sh up"]
 fn cluster_issuer_moved_to_the_production_acme_server_flips_the_verdict_without_restart() {
     let c = cluster();
     let issuer = unique("plate-acme");
-    let issuer_manifest = |server: &str| {
-        format!(
-            "apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {{name: {issuer}}}
-spec:
-  acme:
-    server: {server}
-    privateKeySecretRef: {{name: {issuer}-key}}
-    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
-"
-        )
-    };
+    let issuer_manifest = |server: &str| acme_cluster_issuer(&issuer, server);
     let pids: Vec<u32> = c.node.replicas().iter().map(|r| r.pid).collect();
     c.apply(&issuer_manifest(
         "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -1407,37 +1426,13 @@ fn audit_makes_prod_ingresses_fail_when_their_cluster_issuer_moves_to_the_stagin
     c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
         .success();
     let issuer = unique("audit-acme");
-    let issuer_manifest = |server: &str| {
-        format!(
-            "apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {{name: {issuer}}}
-spec:
-  acme:
-    server: {server}
-    privateKeySecretRef: {{name: {issuer}-key}}
-    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
-"
-        )
-    };
+    let issuer_manifest = |server: &str| acme_cluster_issuer(&issuer, server);
     c.apply(&issuer_manifest(
         "https://acme-v02.api.letsencrypt.org/directory",
     ))
     .success();
     let ingress = unique("web");
-    c.apply(&format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {ingress}
-  namespace: plate-prod
-  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
-spec:
-  rules: [{{host: web.example.com}}]
-  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
-"
-    ))
-    .success();
+    c.apply(&prod_ingress_naming(&ingress, &issuer)).success();
     let resource = format!("Ingress/plate-prod/{ingress}");
     let staging_rows = |rows: &[Value]| {
         rows.iter()
@@ -1807,37 +1802,13 @@ fn audit_watch_writes_nothing_unchanged_after_a_restart_and_follows_cluster_issu
     c.kubectl(&["delete", "validatingwebhookconfiguration", RELEASE])
         .success();
     let issuer = unique("watch-acme");
-    let issuer_manifest = |server: &str| {
-        format!(
-            "apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {{name: {issuer}}}
-spec:
-  acme:
-    server: {server}
-    privateKeySecretRef: {{name: {issuer}-key}}
-    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
-"
-        )
-    };
+    let issuer_manifest = |server: &str| acme_cluster_issuer(&issuer, server);
     c.apply(&issuer_manifest(
         "https://acme-v02.api.letsencrypt.org/directory",
     ))
     .success();
     let ingress = unique("web");
-    c.apply(&format!(
-        "apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {ingress}
-  namespace: plate-prod
-  annotations: {{cert-manager.io/cluster-issuer: {issuer}}}
-spec:
-  rules: [{{host: web.example.com}}]
-  tls: [{{hosts: [web.example.com], secretName: {ingress}-tls}}]
-"
-    ))
-    .success();
+    c.apply(&prod_ingress_naming(&ingress, &issuer)).success();
     let uid = uid_of(&c, &["ingress", "-n", "plate-prod", &ingress]);
     let writes = "plate_policy_audit_report_writes_total{result=\"success\"}";
     {

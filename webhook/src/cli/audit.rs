@@ -76,15 +76,9 @@ pub fn run(args: &AuditArgs) -> u8 {
     if args.watch {
         return watch(args);
     }
-    let Some(engine) = super::cli_engine() else {
-        return 1;
-    };
-    let cache = match args.module_cache.cache() {
-        Ok(cache) => cache,
-        Err(e) => {
-            errorln!("{e}");
-            return EXIT_BAD_INPUT;
-        }
+    let (engine, cache) = match super::engine_and_cache(&args.module_cache) {
+        Ok(made) => made,
+        Err(code) => return code,
     };
     let loader = Loader {
         engine: &engine,
@@ -137,15 +131,9 @@ pub fn run(args: &AuditArgs) -> u8 {
 /// `audit --watch`: runs until stopped or the lease is lost (exit 1: the pod restarts
 /// as a follower).
 fn watch(args: &AuditArgs) -> u8 {
-    let Some(engine) = super::cli_engine() else {
-        return 1;
-    };
-    let cache = match args.module_cache.cache() {
-        Ok(cache) => cache,
-        Err(e) => {
-            errorln!("{e}");
-            return EXIT_BAD_INPUT;
-        }
+    let (engine, cache) = match super::engine_and_cache(&args.module_cache) {
+        Ok(made) => made,
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -134,15 +134,9 @@ pub fn run(args: &CheckArgs) -> u8 {
     if bad {
         return EXIT_BAD_INPUT;
     }
-    let Some(engine) = super::cli_engine() else {
-        return 1;
-    };
-    let cache = match args.module_cache.cache() {
-        Ok(cache) => cache,
-        Err(e) => {
-            crate::errorln!("{e}");
-            return EXIT_BAD_INPUT;
-        }
+    let (engine, cache) = match super::engine_and_cache(&args.module_cache) {
+        Ok(made) => made,
+        Err(code) => return code,
     };
     let loader = Loader {
         engine: &engine,

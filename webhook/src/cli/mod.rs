@@ -185,6 +185,19 @@ fn cli_engine() -> Option<crate::engine::Engine> {
         .ok()
 }
 
+/// The engine and module cache a command loads policies with; prints the error and
+/// gives the exit code when either cannot be made.
+fn engine_and_cache(
+    module_cache: &ModuleCacheArgs,
+) -> Result<(crate::engine::Engine, crate::policy_set::ModuleCache), u8> {
+    let engine = cli_engine().ok_or(1u8)?;
+    let cache = module_cache.cache().map_err(|e| {
+        crate::errorln!("{e}");
+        EXIT_BAD_INPUT
+    })?;
+    Ok((engine, cache))
+}
+
 /// Context objects from `--context` files; prints the error and returns None on bad input.
 fn context_files(files: &[PathBuf]) -> Option<crate::objects::StaticObjects> {
     let mut objects = crate::objects::StaticObjects::default();

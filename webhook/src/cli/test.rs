@@ -59,15 +59,9 @@ pub fn run(args: &TestArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let Some(engine) = super::cli_engine() else {
-        return 1;
-    };
-    let cache = match args.module_cache.cache() {
-        Ok(cache) => cache,
-        Err(e) => {
-            errorln!("{e}");
-            return EXIT_BAD_INPUT;
-        }
+    let (engine, cache) = match super::engine_and_cache(&args.module_cache) {
+        Ok(made) => made,
+        Err(code) => return code,
     };
     let Some(context) = super::context_files(&args.context) else {
         return EXIT_BAD_INPUT;
