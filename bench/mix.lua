@@ -8,6 +8,13 @@ local dir = os.getenv("REVIEWS_DIR") or "bench/reviews"
 local rate = tonumber(os.getenv("RATE") or "0")
 local conns = tonumber(os.getenv("CONNS") or "1")
 local names = {"deployment-allowed", "pod-denied", "ingress-allowed", "namespace-allowed", "certificate-denied"}
+-- REVIEWS: review names (comma-separated) that replace the mix (bench/paced.sh sends one).
+if os.getenv("REVIEWS") then
+  names = {}
+  for name in os.getenv("REVIEWS"):gmatch("[^,]+") do
+    names[#names + 1] = name
+  end
+end
 -- EXTRA_REVIEWS: more review names (comma-separated) for the round-robin.
 for extra in (os.getenv("EXTRA_REVIEWS") or ""):gmatch("[^,]+") do
   names[#names + 1] = extra

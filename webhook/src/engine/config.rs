@@ -45,5 +45,10 @@ pub fn wasmtime_config(instances: u32) -> Config {
         .epoch_interruption(true)
         .max_wasm_stack(512 << 10)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `PLATE_WASM_PERFMAP=1`: guest functions named in /tmp/perf-PID.map, so `perf`
+    // profiles show which policy code runs (docs/performance.md, "How to measure").
+    if std::env::var_os("PLATE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
