@@ -1376,8 +1376,10 @@ impl Cluster {
             .success();
         }
         // helm's own record says whether the release exists; reinstall if it is gone,
-        // upgrade to the baseline values otherwise.
-        self.helm_upgrade(&[]).success();
+        // upgrade to the baseline values otherwise. Forcing conflicts takes back the
+        // fields a test changed with a manager of its own (the latency benchmark
+        // empties the policy ConfigMap), which server-side apply refuses otherwise.
+        self.helm_upgrade(&["--force-conflicts"]).success();
         // The ServiceAccount may be new (an uninstall): fresh tokens with fresh replicas.
         let a = self.node.start_replica();
         let b = self.node.start_replica();
