@@ -22,7 +22,13 @@
 //! `PROPTEST_CASES=N` sets every property's count. `FUZZ_SECONDS=S` repeats each
 //! property in batches until S seconds have passed or PROPTEST_CASES cases have run,
 //! and prints the number of cases run (random inputs for a time budget, next to the
-//! coverage-guided fuzzing). A failing input
+//! coverage-guided fuzzing).
+//!
+//! Seeds: without `FUZZ_SECONDS`, each property draws its cases from a seed of its own
+//! name, so a run in CI checks exactly what the same commit checked anywhere else (a
+//! random seed once failed CI on a gap in the test's own oracle that no local run had
+//! met). `PROPTEST_RANDOM=1`, or any `FUZZ_SECONDS` run, draws fresh random seeds:
+//! that is where new inputs are found. A failing input
 //! is shrunk, printed, and written raw to `$CARGO_TARGET_TMPDIR/fuzz-found/<target>/`
 //! so it can be copied into the corpus; proptest also records its seed in
 //! `tests/proptest-regressions/<target>.txt`, replayed first on the next run.
@@ -139,7 +145,7 @@ fn property_of<S>(
         let config = Config {
             cases: u32::try_from(batch).unwrap_or(u32::MAX),
             failure_persistence: Some(Box::new(FileFailurePersistence::Direct(persistence))),
-            rng_seed: RngSeed::Random,
+            rng_seed: seed(target, name, budget.is_some()),
             // Bounded shrinking: a failure is reported in bounded time.
             max_shrink_iters: 4096,
             ..Config::default()
@@ -182,6 +188,21 @@ fn property_of<S>(
         elapsed.as_secs_f64(),
         done as f64 / elapsed.as_secs_f64().max(1e-9)
     );
+}
+
+/// A seed of the property's own name (the same cases on every run), or a random one
+/// for exploring runs (`explore`, or `PROPTEST_RANDOM=1`).
+fn seed(target: &str, name: &str, explore: bool) -> RngSeed {
+    if explore || std::env::var_os("PROPTEST_RANDOM").is_some_and(|v| v == "1") {
+        return RngSeed::Random;
+    }
+    // FNV-1a: stable across Rust versions, unlike the std hasher.
+    let fixed = format!("{target}/{name}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    RngSeed::Fixed(fixed)
 }
 
 /// Writes a failing input where it can be copied into tests/corpus/TARGET/.
