@@ -13,6 +13,7 @@
 #   ROUNDS=3 bash bench/paced.sh           # shipped, empty, shipped, empty, ... in turn
 #   POLICIES=my-set.yaml bash bench/paced.sh   # another set in place of the shipped one
 #   BIN=/tmp/plate-policy-before bash bench/paced.sh  # another build (no cargo build)
+#   REVIEWS_DIR=dir REVIEW=name bash bench/paced.sh    # another review (dir/name.json)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GAP_MS="${GAP_MS:-3}"
@@ -69,11 +70,11 @@ run() {
     sleep 0.01
   done
   # A short warm-up (first compilations of code paths, the pool's slots), not counted.
-  REVIEWS="$REVIEW" RATE=$((1000 / GAP_MS)) CONNS=1 REVIEWS_DIR=bench/reviews \
+  REVIEWS="$REVIEW" RATE=$((1000 / GAP_MS)) CONNS=1 REVIEWS_DIR="${REVIEWS_DIR:-bench/reviews}" \
     wrk -t1 -c1 -d2s -s bench/mix.lua https://127.0.0.1:18445/validate >/dev/null
   local from; from=$(( $(stat -c %s "$WORK/$name.log") + 1 ))
   local client
-  client=$(REVIEWS="$REVIEW" RATE=$((1000 / GAP_MS)) CONNS=1 REVIEWS_DIR=bench/reviews \
+  client=$(REVIEWS="$REVIEW" RATE=$((1000 / GAP_MS)) CONNS=1 REVIEWS_DIR="${REVIEWS_DIR:-bench/reviews}" \
     wrk -t1 -c1 -d"${DURATION}s" --latency -s bench/mix.lua https://127.0.0.1:18445/validate 2>&1 |
     awk 'function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
       /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /Non-2xx/ {bad=$4}
