@@ -25,13 +25,6 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cat > "$WORK/empty.yaml" <<'YAML'
-apiVersion: policy.plate.dev/v1alpha1
-kind: PolicySet
-metadata: {name: empty}
-spec:
-  policies: []
-YAML
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
@@ -68,7 +61,7 @@ done
 # reuses it (what a restarted container does with the chart's emptyDir).
 start cold 18443 19090 --module-cache "$WORK/module-cache"; kill "$STARTED"; wait "$STARTED" 2>/dev/null || true
 start shipped 18443 19090 --module-cache "$WORK/module-cache"; POLICY_PID=$STARTED
-start empty 18444 19091 --policies "$WORK/empty.yaml"; EMPTY_PID=$STARTED
+start empty 18444 19091 --policies bench/empty-set.yaml; EMPTY_PID=$STARTED
 
 run_wrk() { # URL CONCURRENCY -> "rps p50 p90 p99" (ms)
   local c=$2 threads=$(( $2 < 2 ? 1 : 2 ))

@@ -36,13 +36,6 @@ PID=""
 cleanup() { [ -z "$PID" ] || kill "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cat > "$WORK/empty.yaml" <<'YAML'
-apiVersion: policy.plate.dev/v1alpha1
-kind: PolicySet
-metadata: {name: empty}
-spec:
-  policies: []
-YAML
 "$BIN" certs --out "$WORK/certs" >/dev/null
 
 for port in 18445 19092; do
@@ -89,7 +82,7 @@ printf '%-8s | %-30s | %-24s\n' "set" "server elapsed_us p50 / p99 (n)" "client 
 for round in $(seq 1 "$ROUNDS"); do
   read -r s50 s99 n c50 c99 bad < <(run shipped ${POLICIES:+--policies "$POLICIES"})
   printf '%-8s | %6s / %-6s (%s) %*s | %s / %s (%s)\n' shipped "$s50" "$s99" "$n" 6 "" "$c50" "$c99" "$bad"
-  read -r e50 e99 m d50 d99 ebad < <(run empty --policies "$WORK/empty.yaml")
+  read -r e50 e99 m d50 d99 ebad < <(run empty --policies bench/empty-set.yaml)
   printf '%-8s | %6s / %-6s (%s) %*s | %s / %s (%s)\n' empty "$e50" "$e99" "$m" 6 "" "$d50" "$d99" "$ebad"
   echo "round $round: the policies add $((s50 - e50)) us p50 inside the server, $(awk -v a="$c50" -v b="$d50" 'BEGIN{printf "%.3f", a-b}') ms p50 at the client"
 done

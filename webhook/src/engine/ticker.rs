@@ -322,6 +322,25 @@ mod tests {
         }
     }
 
+    /// Waits (bounded) until the timer thread waits with the timer stopped: the state
+    /// a lone request finds after idle.
+    fn wait_until_idle(ticker: &EpochTicker) {
+        let start = Instant::now();
+        loop {
+            {
+                let state = ticker.shared.lock();
+                if state.parked && !state.armed {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the timer never stopped"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     fn engine() -> WasmEngine {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
@@ -342,15 +361,8 @@ mod tests {
         let engine = engine();
         let ticker = EpochTicker::start(engine.clone()).unwrap_or_else(|e| panic!("{e}"));
         drop(ticker.running());
-        let start = Instant::now();
-        while !ticker.shared.lock().parked {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the timer never parked"
-            );
-            std::thread::yield_now();
-        }
-        // Parked now; a new guard must wake it, or the spin runs to its end.
+        wait_until_idle(&ticker);
+        // Idle now; a new guard must start the ticks again, or the spin runs to its end.
         let _running = ticker.running();
         assert!(epoch_advances(&engine, Duration::from_secs(5)));
     }
@@ -373,14 +385,7 @@ mod tests {
             "the timer was armed {arms} times for {guards} guards"
         );
         // After the burst the timer thread stops ticking, and the next guard is served.
-        let start = Instant::now();
-        while !ticker.shared.lock().parked || ticker.shared.lock().armed {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the timer never stopped"
-            );
-            std::thread::yield_now();
-        }
+        wait_until_idle(&ticker);
         let _running = ticker.running();
         assert!(epoch_advances(&engine, Duration::from_secs(5)));
     }
