@@ -2155,6 +2155,10 @@ fn oci_module_installed_with_helm_decides_like_the_builtin() {
         for p in policies.iter_mut() {
             if p["name"] == "no-latest-tag" {
                 p["module"] = Value::String(pinned.clone());
+                // The built-ins are one module: its settings say which policy runs.
+                let settings = p["settings"].take();
+                p["settings"] =
+                    serde_json::json!({"policy": "no-latest-tag", "settings": settings});
             }
         }
     });

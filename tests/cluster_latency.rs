@@ -95,6 +95,44 @@ fn report(label: &str, s: &Series) -> f64 {
     j50 - u50
 }
 
+/// Puts `set` into the chart's policy ConfigMap, waits until every replica has loaded
+/// it (`policies` policies, its reload log line), and measures.
+fn load_and_measure(
+    c: &support::cluster::Cluster,
+    kube: &kube::Client,
+    maps: &Api<ConfigMap>,
+    set: &str,
+    policies: usize,
+) -> Series {
+    let name = format!("{RELEASE}-policies");
+    let patch = serde_json::json!({"data": {"policies.yaml": set}});
+    let before: Vec<usize> = c
+        .node
+        .replicas()
+        .iter()
+        .map(|r| r.log_lines_with(&["policy set reloaded"]).len())
+        .collect();
+    block_on(maps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .unwrap_or_else(|e| panic!("patching {name}: {e}"));
+    let count = format!("\"policies\":{policies}");
+    poll(
+        Duration::from_secs(60),
+        "the replicas loading the new set",
+        || {
+            c.node
+                .replicas()
+                .iter()
+                .zip(&before)
+                .all(|(r, &n)| {
+                    let lines = r.log_lines_with(&["policy set reloaded"]);
+                    lines.len() > n && lines.iter().skip(n).any(|l| l.contains(&count))
+                })
+                .then_some(())
+        },
+    );
+    measure(kube, true)
+}
+
 #[test]
 #[ignore = "a benchmark: bash bench/apiserver.sh"]
 fn dry_run_create_latency_through_the_api_server() {
@@ -106,33 +144,34 @@ fn dry_run_create_latency_through_the_api_server() {
     let shipped = measure(&kube, true);
 
     let maps: Api<ConfigMap> = Api::namespaced(kube.clone(), RELEASE_NS);
-    let name = format!("{RELEASE}-policies");
-    let empty = "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies: []\n";
-    let patch = serde_json::json!({"data": {"policies.yaml": empty}});
-    block_on(maps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)))
-        .unwrap_or_else(|e| panic!("emptying {name}: {e}"));
-    // Wait until every replica has loaded the empty set (its reload log line).
-    poll(
-        Duration::from_secs(60),
-        "the replicas loading the empty set",
-        || {
-            c.node
-                .replicas()
-                .iter()
-                .all(|r| {
-                    !r.log_lines_with(&["policy set reloaded", "\"policies\":0"])
-                        .is_empty()
-                })
-                .then_some(())
-        },
+    // The floor: three policies that read nothing and allow, matching Deployments in
+    // prod as the shipped set's three do. What three fresh sandboxes cost on their own.
+    let module = c.env.state.join("allow-all.wasm");
+    let wasm = wat::parse_file(support::repo_root().join("policies/testing/allow-all.wat"))
+        .unwrap_or_else(|e| panic!("allow-all.wat: {e}"));
+    std::fs::write(&module, wasm).unwrap_or_else(|e| panic!("{}: {e}", module.display()));
+    let floor: String = (1..=3)
+        .map(|i| {
+            format!(
+                "    - {{name: allow-all-{i}, module: {module:?}, environments: [prod], mode: enforce, match: {{kinds: [apps/Deployment]}}}}\n",
+                module = module.display().to_string()
+            )
+        })
+        .collect();
+    let floor = format!(
+        "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  environments: {{label: environment, values: {{production: prod}}, namePatterns: [{{pattern: \"*-prod\", environment: prod}}]}}\n  policies:\n{floor}"
     );
-    let empty_set = measure(&kube, true);
+    let floor_set = load_and_measure(&c, &kube, &maps, &floor, 3);
+    let empty = "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nspec:\n  policies: []\n";
+    let empty_set = load_and_measure(&c, &kube, &maps, empty, 0);
 
     println!();
     let with_policies = report("shipped set", &shipped);
     let without = report("empty set", &empty_set);
+    let three_empty = report("3 allow-all", &floor_set);
     println!(
-        "the shipped set's policies add p50 {:.3} ms over the empty set",
-        with_policies - without
+        "the shipped set's policies add p50 {:.3} ms over the empty set; three do-nothing policies add {:.3} ms",
+        with_policies - without,
+        three_empty - without
     );
 }

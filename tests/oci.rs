@@ -15,7 +15,8 @@ use support::https::{Connection, client_config};
 use support::process::Server;
 use support::registry::{Registry, run_cosign};
 
-/// The built-in no-latest-tag module, written to `dir`.
+/// The module holding the built-in policies (no-latest-tag among them), written to
+/// `dir`; its settings choose the policy (`policy_set`).
 fn no_latest_tag(dir: &Path) -> PathBuf {
     let bytes =
         plate_policy::builtin::module("no-latest-tag").unwrap_or_else(|| panic!("no module"));
@@ -57,7 +58,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// (prod only, Pods), plus `extra` under spec and `entry` under the policy.
 fn policy_set(module: &str, spec: &str, entry: &str) -> String {
     format!(
-        "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {{name: oci}}\nspec:\n{spec}  policies:\n    - name: no-latest-tag\n      module: {module}\n{entry}      environments: [prod]\n      match: {{kinds: [Pod]}}\n      settings: {{forbiddenTags: [latest]}}\n"
+        "apiVersion: policy.plate.dev/v1alpha1\nkind: PolicySet\nmetadata: {{name: oci}}\nspec:\n{spec}  policies:\n    - name: no-latest-tag\n      module: {module}\n{entry}      environments: [prod]\n      match: {{kinds: [Pod]}}\n      settings: {{policy: no-latest-tag, settings: {{forbiddenTags: [latest]}}}}\n"
     )
 }
 

@@ -1,9 +1,9 @@
 //! Compiles the shipped policies (crates under `policies/`) to WebAssembly with a
-//! nested `cargo build` in its own target directory, precompiles each to native code
-//! with the engine configuration the binary uses (src/engine/config.rs, included
-//! below), and generates the table that embeds both into the binary as the built-in
-//! policy set: loading a built-in is then a deserialize, not a compile. No `.wasm`
-//! or compiled artifact is committed.
+//! nested `cargo build` in its own target directory, as one module holding them all
+//! (policies/builtins), precompiles it to native code with the engine configuration
+//! the binary uses (src/engine/config.rs, included below), and generates the table
+//! that embeds both into the binary as the built-in policies: loading a built-in is
+//! then a deserialize, not a compile. No `.wasm` or compiled artifact is committed.
 
 #[path = "src/engine/config.rs"]
 mod engine_config;
@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (policy name, crate directory under `policies/`). The wasm file is the crate name
-/// with `-` replaced by `_`.
+/// The built-in policies: their names in the module (policies/builtins/src/lib.rs
+/// lists the same; a test checks) and their crates under `policies/`.
 const BUILTIN_POLICIES: &[&str] = &[
     "no-latest-tag",
     "no-staging-issuer",
@@ -23,6 +23,11 @@ const BUILTIN_POLICIES: &[&str] = &[
     "trusted-registries",
     "require-resources",
 ];
+
+/// The crate that builds them into one module, and its wasm file.
+const BUNDLE_CRATE: &str = "builtins";
+const BUNDLE_PACKAGE: &str = "plate-builtins";
+const BUNDLE_FILE: &str = "plate_builtins.wasm";
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-policy";
@@ -55,7 +60,7 @@ fn run() -> Result<(), String> {
         "cargo:rerun-if-changed={}",
         policies_dir.join("sdk").display()
     );
-    for name in BUILTIN_POLICIES {
+    for name in BUILTIN_POLICIES.iter().chain([&BUNDLE_CRATE]) {
         println!(
             "cargo:rerun-if-changed={}",
             policies_dir.join(name).join("src").display()
@@ -91,9 +96,7 @@ fn run() -> Result<(), String> {
         .arg(PROFILE)
         .arg("--target-dir")
         .arg(&target_dir);
-    for name in BUILTIN_POLICIES {
-        cmd.arg("-p").arg(name);
-    }
+    cmd.arg("-p").arg(BUNDLE_PACKAGE);
     // The outer build's compiler wrappers (clippy-driver, coverage) and flags are
     // for the host crate; the policies are built plain.
     for var in [
@@ -124,28 +127,25 @@ fn run() -> Result<(), String> {
     // The pool size does not change the code; one instance is enough to compile.
     let engine = wasmtime::Engine::new(&engine_config::wasmtime_config(1))
         .map_err(|e| format!("cannot configure wasmtime to precompile the policies: {e:#}"))?;
-    let mut table = String::from(
-        "/// Built-in policies: (name, module bytes, native code precompiled by build.rs).\n\
-         pub const BUILTIN_MODULES: &[(&str, &[u8], &[u8])] = &[\n",
+    let src = wasm_dir.join(BUNDLE_FILE);
+    let dst = out_dir.join(BUNDLE_FILE);
+    copy(&src, &dst)?;
+    let wasm = std::fs::read(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    let compiled = engine
+        .precompile_module(&wasm)
+        .map_err(|e| format!("cannot precompile {BUNDLE_FILE}: {e:#}"))?;
+    let cwasm = out_dir.join(BUNDLE_FILE.replace(".wasm", ".cwasm"));
+    std::fs::write(&cwasm, compiled).map_err(|e| format!("{}: {e}", cwasm.display()))?;
+    let mut table = format!(
+        "/// The module holding the built-in policies, and its native code precompiled by build.rs.\n\
+         pub const BUILTIN_MODULE: (&[u8], &[u8]) = (include_bytes!({:?}), include_bytes!({:?}));\n\
+         /// The names of the built-in policies it holds.\n\
+         pub const BUILTIN_NAMES: &[&str] = &[\n",
+        dst.display().to_string(),
+        cwasm.display().to_string()
     );
     for name in BUILTIN_POLICIES {
-        let file = format!("{}.wasm", name.replace('-', "_"));
-        let src = wasm_dir.join(&file);
-        let dst = out_dir.join(&file);
-        copy(&src, &dst)?;
-        let wasm = std::fs::read(&dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-        let compiled = engine
-            .precompile_module(&wasm)
-            .map_err(|e| format!("cannot precompile {file}: {e:#}"))?;
-        let cwasm = out_dir.join(format!("{}.cwasm", name.replace('-', "_")));
-        std::fs::write(&cwasm, compiled).map_err(|e| format!("{}: {e}", cwasm.display()))?;
-        writeln!(
-            table,
-            "    ({name:?}, include_bytes!({:?}), include_bytes!({:?})),",
-            dst.display().to_string(),
-            cwasm.display().to_string()
-        )
-        .map_err(|e| e.to_string())?;
+        writeln!(table, "    {name:?},").map_err(|e| e.to_string())?;
     }
     table.push_str("];\n");
     std::fs::write(out_dir.join("builtin_modules.rs"), table)

@@ -7,9 +7,7 @@
 
 use plate_policy_sdk::pattern::glob_match;
 use plate_policy_sdk::workload::containers_under_review;
-use plate_policy_sdk::{
-    ImageReference, PolicySettings, ValidationRequest, Verdict, Violation, export_policy,
-};
+use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -114,4 +112,5 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     Verdict::from_violations(violations)
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);

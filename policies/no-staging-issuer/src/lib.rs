@@ -10,7 +10,7 @@
 
 use plate_policy_sdk::context::lookup;
 use plate_policy_sdk::pattern::glob_match;
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -365,4 +365,5 @@ fn judge(
     })
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);

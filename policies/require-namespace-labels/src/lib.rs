@@ -3,7 +3,7 @@
 //! knows which environment's rules apply inside it.
 
 use plate_policy_sdk::k8s::is_qualified_name;
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -117,4 +117,5 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     }
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);

@@ -10,7 +10,7 @@
 //! Covers every pod-bearing kind.
 
 use plate_policy_sdk::workload::{ContainerSection, containers_under_review};
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
@@ -192,7 +192,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     Verdict::from_violations(violations)
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);
 
 #[cfg(test)]
 mod tests {

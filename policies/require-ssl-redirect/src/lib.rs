@@ -12,7 +12,7 @@
 //! serves them with its default one.
 
 use plate_policy_sdk::k8s::is_qualified_name;
-use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation, export_policy};
+use plate_policy_sdk::{PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
@@ -128,7 +128,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     verdict
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);
 
 #[cfg(test)]
 mod tests {

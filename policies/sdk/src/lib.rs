@@ -97,3 +97,54 @@ macro_rules! export_policy {
         }
     };
 }
+
+/// Emits the ABI exports for a module holding several policies, each a function
+/// `fn(&ValidationRequest<S>) -> Verdict` with its settings type, listed by name:
+///
+/// ```ignore
+/// export_policies! {
+///     "no-latest-tag" => (no_latest_tag::validate, no_latest_tag::Settings),
+///     "require-resources" => (require_resources::validate, require_resources::Settings),
+/// }
+/// ```
+///
+/// The module's settings choose the policy: `{"policy": "no-latest-tag", "settings":
+/// {...}}`. The policies share one copy of the SDK's code, and the host one compiled
+/// module: evaluations of several of them in a row run on warm code (the built-in
+/// policies are built this way; docs/performance.md).
+#[macro_export]
+macro_rules! export_policies {
+    ($($name:literal => ($validate:path, $settings:ty)),+ $(,)?) => {
+        const PLATE_BUNDLED_POLICIES: &[$crate::guest::BundledPolicy] = &[
+            $($crate::guest::BundledPolicy {
+                name: $name,
+                validate_settings: $crate::guest::validate_settings::<$settings>,
+                validate: |request| $crate::guest::validate_bundled::<$settings>(request, $validate),
+            }),+
+        ];
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plate_abi_version() -> i32 {
+            $crate::ABI_VERSION
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plate_alloc(len: i32) -> i32 {
+            $crate::guest::alloc(len)
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plate_validate_settings(ptr: i32, len: i32) -> i64 {
+            // SAFETY: the host wrote `len` bytes at `ptr`, a buffer it got from `plate_alloc`.
+            let input = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$crate::guest::validate_bundled_settings(input, PLATE_BUNDLED_POLICIES))
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plate_validate(ptr: i32, len: i32) -> i64 {
+            // SAFETY: as above.
+            let input = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$crate::guest::validate_bundle(input, PLATE_BUNDLED_POLICIES))
+        }
+    };
+}

@@ -11,9 +11,7 @@
 //! containers can change, so only they are checked.
 
 use plate_policy_sdk::workload::containers_under_review;
-use plate_policy_sdk::{
-    ImageReference, PolicySettings, ValidationRequest, Verdict, Violation, export_policy,
-};
+use plate_policy_sdk::{ImageReference, PolicySettings, ValidationRequest, Verdict, Violation};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -188,7 +186,8 @@ pub fn validate(req: &ValidationRequest<Settings>) -> Verdict {
     Verdict::from_violations(violations)
 }
 
-export_policy!(validate, Settings);
+#[cfg(feature = "standalone")]
+plate_policy_sdk::export_policy!(validate, Settings);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ use crate::environment::EnvironmentResolver;
 use crate::objects::ObjectKind;
 use crate::oci::{self, Oci, OciError, OciReference, PublicKey, RegistrySettings};
 use model::{PolicySetFile, Spanned};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -88,6 +89,18 @@ pub struct Policy {
     pub allow_existing_violations: bool,
     /// `plate-policy audit` judges existing objects with it.
     pub audit: bool,
+}
+
+/// The settings document a policy's module receives: the entry's settings, wrapped
+/// for a built-in as `{"policy": NAME, "settings": ...}`, because the built-ins are
+/// one module holding them all (policies/builtins) and the wrapper says which runs.
+pub fn settings_document(module_ref: &str, settings: &serde_json::Value) -> Vec<u8> {
+    match module_ref.strip_prefix(BUILTIN_PREFIX) {
+        Some(name) => json!({"policy": name, "settings": settings})
+            .to_string()
+            .into_bytes(),
+        None => settings.to_string().into_bytes(),
+    }
 }
 
 impl Policy {
@@ -490,8 +503,10 @@ impl Loader<'_> {
                 continue;
             }
             let settings_json = match &entry.settings.value {
-                serde_json::Value::Null => b"{}".to_vec(),
-                value @ serde_json::Value::Object(_) => value.to_string().into_bytes(),
+                serde_json::Value::Null => settings_document(&entry.module.value, &json!({})),
+                value @ serde_json::Value::Object(_) => {
+                    settings_document(&entry.module.value, value)
+                }
                 _ => {
                     problems.push(at(
                         &entry.settings,

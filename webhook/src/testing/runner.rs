@@ -351,7 +351,8 @@ fn with_overrides(set: &PolicySet, case: &Case) -> Result<PolicySet, String> {
             if !settings.is_object() {
                 return Err("settings must be a mapping".into());
             }
-            changed.settings_json = settings.to_string().into_bytes();
+            changed.settings_json =
+                crate::policy_set::settings_document(&changed.module_ref, settings);
             match changed
                 .module
                 .validate_settings(&changed.settings_json, &changed.limits)
