@@ -72,28 +72,9 @@ pub trait PolicySettings: serde::de::DeserializeOwned + Default {
 #[macro_export]
 macro_rules! export_policy {
     ($validate:path, $settings:ty) => {
-        #[unsafe(no_mangle)]
-        pub extern "C" fn plate_abi_version() -> i32 {
-            $crate::ABI_VERSION
-        }
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn plate_alloc(len: i32) -> i32 {
-            $crate::guest::alloc(len)
-        }
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn plate_validate_settings(ptr: i32, len: i32) -> i64 {
-            // SAFETY: the host wrote `len` bytes at `ptr`, a buffer it got from `plate_alloc`.
-            let input = unsafe { $crate::guest::input(ptr, len) };
-            $crate::guest::output(&$crate::guest::validate_settings::<$settings>(input))
-        }
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn plate_validate(ptr: i32, len: i32) -> i64 {
-            // SAFETY: as above.
-            let input = unsafe { $crate::guest::input(ptr, len) };
-            $crate::guest::output(&$crate::guest::validate::<$settings>(input, $validate))
+        $crate::__export_abi! {
+            settings: |input| $crate::guest::validate_settings::<$settings>(input),
+            validate: |input| $crate::guest::validate::<$settings>(input, $validate),
         }
     };
 }
@@ -122,7 +103,19 @@ macro_rules! export_policies {
                 validate: |request| $crate::guest::validate_bundled::<$settings>(request, $validate),
             }),+
         ];
+        $crate::__export_abi! {
+            settings: |input| $crate::guest::validate_bundled_settings(input, PLATE_BUNDLED_POLICIES),
+            validate: |input| $crate::guest::validate_bundle(input, PLATE_BUNDLED_POLICIES),
+        }
+    };
+}
 
+/// The ABI's exports around two functions of the input bytes: the settings check and
+/// the validation (what [`export_policy!`] and [`export_policies!`] share).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_abi {
+    (settings: |$s:ident| $settings:expr, validate: |$v:ident| $validate:expr $(,)?) => {
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_abi_version() -> i32 {
             $crate::ABI_VERSION
@@ -136,15 +129,15 @@ macro_rules! export_policies {
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_validate_settings(ptr: i32, len: i32) -> i64 {
             // SAFETY: the host wrote `len` bytes at `ptr`, a buffer it got from `plate_alloc`.
-            let input = unsafe { $crate::guest::input(ptr, len) };
-            $crate::guest::output(&$crate::guest::validate_bundled_settings(input, PLATE_BUNDLED_POLICIES))
+            let $s = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$settings)
         }
 
         #[unsafe(no_mangle)]
         pub extern "C" fn plate_validate(ptr: i32, len: i32) -> i64 {
             // SAFETY: as above.
-            let input = unsafe { $crate::guest::input(ptr, len) };
-            $crate::guest::output(&$crate::guest::validate_bundle(input, PLATE_BUNDLED_POLICIES))
+            let $v = unsafe { $crate::guest::input(ptr, len) };
+            $crate::guest::output(&$validate)
         }
     };
 }
