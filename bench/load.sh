@@ -6,6 +6,7 @@
 # wrk paced by bench/mix.lua, and prints throughput and latency per level, cold start and RSS.
 #
 #   bash bench/load.sh            # DURATION=10 (seconds per level) by default
+#   BIN=/tmp/plate-policy-before bash bench/load.sh   # another build (no cargo build)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DURATION="${DURATION:-10}"
@@ -18,8 +19,11 @@ for tool in wrk; do
   fi
 done
 rustup target add wasm32-unknown-unknown >/dev/null
-cargo build --release -p plate-policy --quiet
-BIN=target/release/plate-policy
+# BIN: another build of the server (an A/B of two commits); else the release build.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -p plate-policy --quiet
+  BIN=target/release/plate-policy
+fi
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

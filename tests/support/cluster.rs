@@ -879,7 +879,7 @@ impl Node {
             )
             .arg("sh")
             .arg(&sa)
-            .arg(env!("CARGO_BIN_EXE_plate-policy"))
+            .arg(replica_binary())
             .args(&args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -1189,6 +1189,13 @@ impl Node {
 
 // ---------------------------------------------------------------------------------------
 // The shared cluster: the main release, its replicas, the test namespaces.
+
+/// The binary the replicas run: this build's, or `PLATE_CLUSTER_BIN` (bench/apiserver.sh's
+/// `BIN=`, to compare two builds on one cluster; the tests never set it).
+fn replica_binary() -> std::ffi::OsString {
+    std::env::var_os("PLATE_CLUSTER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_plate-policy").into())
+}
 
 pub struct Cluster {
     pub env: Env,
