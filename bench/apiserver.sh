@@ -19,7 +19,7 @@ if ! $SUDO bash scripts/cluster.sh status >/dev/null 2>&1; then
 fi
 cargo test --release -p plate-policy --test cluster_latency --no-run --quiet
 status=0
-$SUDO env "PATH=$PATH" "HOME=$HOME" ${PLATE_LATENCY_ROUNDS:+PLATE_LATENCY_ROUNDS=$PLATE_LATENCY_ROUNDS} ${BIN:+PLATE_CLUSTER_BIN=$(realpath "$BIN")} \
+$SUDO env "PATH=$PATH" "HOME=$HOME" ${PLATE_LATENCY_ROUNDS:+PLATE_LATENCY_ROUNDS=$PLATE_LATENCY_ROUNDS} ${BIN:+PLATE_REPLICA_BIN=$(realpath "$BIN")} \
   cargo test --release -p plate-policy --test cluster_latency -- --ignored --nocapture --test-threads=1 || status=$?
 [ "$started" = 0 ] || $SUDO bash scripts/cluster.sh down
 exit "$status"

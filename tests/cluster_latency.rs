@@ -11,7 +11,7 @@
 //! do-nothing policies (the cost of three sandboxes alone), one built-in alone, and an
 //! empty set (the ConfigMap replaced each time, the webhook configuration unchanged, so
 //! the API server still calls the webhook), and prints each with the replicas' own
-//! `elapsed_us` for the judged requests. `PLATE_CLUSTER_BIN` (bench/apiserver.sh `BIN=`)
+//! `elapsed_us` for the judged requests. `PLATE_REPLICA_BIN` (bench/apiserver.sh `BIN=`)
 //! makes the replicas run another build. The only assertions are that the requests were
 //! answered as the policies say.
 
@@ -85,11 +85,24 @@ fn measure(c: &support::cluster::Cluster, kube: &kube::Client, expect_allowed: b
         server_us: Vec::new(),
     };
     // Warm-up: connections, the API server's caches, the replicas' first instances.
-    for _ in 0..20 {
+    let earlier = decided_lines(c).len();
+    const WARM_UP: usize = 20;
+    for _ in 0..WARM_UP {
         let _ = block_on(prod.create(&params, &prod_obj));
         let _ = block_on(system.create(&params, &system_obj));
     }
-    let before: std::collections::HashSet<String> = decided_lines(c).into_iter().collect();
+    // The replicas' logs are read as they flush: the warm-up's lines must all be in
+    // before the measured ones are told apart from them.
+    let before: std::collections::HashSet<String> = poll(
+        Duration::from_secs(30),
+        "the warm-up's decided lines",
+        || {
+            let lines = decided_lines(c);
+            (lines.len() >= earlier + WARM_UP).then_some(lines)
+        },
+    )
+    .into_iter()
+    .collect();
     for _ in 0..rounds() {
         let start = Instant::now();
         let judged = block_on(prod.create(&params, &prod_obj));

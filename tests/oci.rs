@@ -17,7 +17,7 @@ use support::registry::{Registry, run_cosign};
 
 /// The module holding the built-in policies (no-latest-tag among them), written to
 /// `dir`; its settings choose the policy (`policy_set`).
-fn no_latest_tag(dir: &Path) -> PathBuf {
+fn builtin_module(dir: &Path) -> PathBuf {
     let bytes =
         plate_policy::builtin::module("no-latest-tag").unwrap_or_else(|| panic!("no module"));
     let path = dir.join("no-latest-tag.wasm");
@@ -103,7 +103,7 @@ fn check(dir: &Path, auth: &Path, extra: &[&str]) -> std::process::Output {
 fn push_then_pull_by_digest_and_by_tag() {
     let dir = temp_dir();
     let registry = Registry::secure(&dir.path().join("registry"), [127, 0, 0, 1]);
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let bytes = std::fs::read(&module).unwrap_or_else(|e| panic!("{e}"));
     let tag_ref = registry.reference("plate/no-latest-tag", ":1.0.0");
     let digest = push(dir.path(), &registry, &module, &tag_ref);
@@ -231,7 +231,7 @@ fn push_then_pull_by_digest_and_by_tag() {
 fn a_tampered_blob_is_refused_naming_both_digests() {
     let dir = temp_dir();
     let registry = Registry::secure(&dir.path().join("registry"), [127, 0, 0, 1]);
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let bytes = std::fs::read(&module).unwrap_or_else(|e| panic!("{e}"));
     let tag_ref = registry.reference("plate/tampered", ":1");
     push(dir.path(), &registry, &module, &tag_ref);
@@ -301,7 +301,7 @@ fn a_tampered_blob_is_refused_naming_both_digests() {
 fn wrong_credentials_and_unknown_repositories_give_clear_errors() {
     let dir = temp_dir();
     let registry = Registry::secure(&dir.path().join("registry"), [127, 0, 0, 1]);
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let tag_ref = registry.reference("plate/creds", ":1");
     push(dir.path(), &registry, &module, &tag_ref);
     let ca = registry.ca().display().to_string();
@@ -414,7 +414,7 @@ fn wrong_credentials_and_unknown_repositories_give_clear_errors() {
 fn plain_http_only_for_a_registry_marked_insecure_and_tags_refused_under_require_digests() {
     let dir = temp_dir();
     let registry = Registry::plain(&dir.path().join("registry"));
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let tag_ref = registry.reference("plate/plain", ":1");
     let digest = push(dir.path(), &registry, &module, &tag_ref);
 
@@ -506,7 +506,7 @@ fn allowed(server: &Server, dir: &Path, image: &str) -> bool {
 fn the_registry_stopped_during_a_reload_leaves_the_last_good_set_serving() {
     let dir = temp_dir();
     let mut registry = Registry::secure(&dir.path().join("registry"), [127, 0, 0, 1]);
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let digest = push(
         dir.path(),
         &registry,
@@ -577,7 +577,7 @@ fn the_registry_stopped_during_a_reload_leaves_the_last_good_set_serving() {
 fn a_server_restarted_with_the_registry_down_starts_from_its_cache() {
     let dir = temp_dir();
     let mut registry = Registry::secure(&dir.path().join("registry"), [127, 0, 0, 1]);
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let digest = push(
         dir.path(),
         &registry,
@@ -663,7 +663,7 @@ fn a_signed_module_is_accepted_an_unsigned_or_wrongly_signed_one_refused() {
         &["generate-key-pair", "--output-key-prefix", "other"],
     );
 
-    let module = no_latest_tag(dir.path());
+    let module = builtin_module(dir.path());
     let signed = push(
         dir.path(),
         &registry,

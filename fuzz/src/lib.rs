@@ -303,6 +303,7 @@ pub fn decide_and_answer(set: &PolicySet, review: &review::Review<'_>) -> admiss
         environment: None,
         deadline: Instant::now() + Duration::from_secs(2),
         slot: slot.as_ref(),
+        run_evaluations: None,
     };
     let decision = admission::decide(set, review, &context);
     assert_eq!(

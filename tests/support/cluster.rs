@@ -1190,11 +1190,20 @@ impl Node {
 // ---------------------------------------------------------------------------------------
 // The shared cluster: the main release, its replicas, the test namespaces.
 
-/// The binary the replicas run: this build's, or `PLATE_CLUSTER_BIN` (bench/apiserver.sh's
-/// `BIN=`, to compare two builds on one cluster; the tests never set it).
+/// The binary the replicas run: this build's, or `PLATE_REPLICA_BIN` (bench/apiserver.sh's
+/// `BIN=`, to compare two builds on one cluster; the test suite does not set it). Not
+/// `PLATE_CLUSTER_BIN`: that is the harness's directory of kubectl and helm.
 fn replica_binary() -> std::ffi::OsString {
-    std::env::var_os("PLATE_CLUSTER_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_plate-policy").into())
+    match std::env::var_os("PLATE_REPLICA_BIN") {
+        Some(bin) => {
+            assert!(
+                std::path::Path::new(&bin).is_file(),
+                "PLATE_REPLICA_BIN={bin:?} is not a file: point it at a plate-policy binary"
+            );
+            bin
+        }
+        None => env!("CARGO_BIN_EXE_plate-policy").into(),
+    }
 }
 
 pub struct Cluster {

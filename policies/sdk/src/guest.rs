@@ -1,5 +1,7 @@
 //! Guest side of the ABI: buffers in linear memory and the JSON framing of calls,
-//! used by the exports [`export_policy!`](crate::export_policy) emits. Every
+//! used by the exports [`export_policy!`](crate::export_policy) emits, and the
+//! dispatch of a module holding several policies
+//! ([`export_policies!`](crate::export_policies)). Every
 //! evaluation runs in a fresh instance, so buffers are never freed.
 
 use crate::PolicySettings;

@@ -464,6 +464,7 @@ pub fn judge(
         environment: None,
         deadline: Instant::now() + Duration::from_secs(10),
         slot: Some(slot),
+        run_evaluations: None,
     };
     let decision = admission::decide(set, &request, &context);
     // Policies that take the object but not its environment: a pass (nothing they

@@ -228,6 +228,7 @@ fn judge(
         environment: Some(&args.env),
         deadline: Instant::now() + Duration::from_secs(10),
         slot: Some(slot),
+        run_evaluations: None,
     };
     let decision = admission::decide(set, &request, &context);
     let reason = decision

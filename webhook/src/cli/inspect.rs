@@ -46,6 +46,9 @@ struct ArtifactReport {
 #[derive(serde::Serialize)]
 struct Report<'a> {
     module: &'a str,
+    /// For `builtin:NAME`: the policies the one built-in module holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    holds: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     artifact: Option<ArtifactReport>,
     size: usize,
@@ -115,8 +118,13 @@ pub fn run(args: &InspectArgs) -> u8 {
         },
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let holds = args
+        .module
+        .starts_with(BUILTIN_PREFIX)
+        .then(builtin::module_names);
     let report = Report {
         module: &args.module,
+        holds,
         artifact,
         size: bytes.len(),
         sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
@@ -141,6 +149,13 @@ pub fn run(args: &InspectArgs) -> u8 {
 
 fn write_text(r: &Report<'_>) -> std::io::Result<()> {
     outln!("module:          {}", r.module)?;
+    if let Some(holds) = &r.holds {
+        // The built-ins are one module; what follows describes all of it.
+        outln!(
+            "holds:           {} (the built-in policies, one module; `builtin:NAME` picks one)",
+            holds.join(", ")
+        )?;
+    }
     if let Some(a) = &r.artifact {
         outln!("digest:          {}", a.digest)?;
         outln!("manifest:        {}", a.manifest_media_type)?;
@@ -162,7 +177,7 @@ fn write_text(r: &Report<'_>) -> std::io::Result<()> {
     outln!(
         "context lookups: {}",
         if r.context_lookups {
-            "yes (imports plate.lookup_object; its policy-set entry lists the kinds under `context`)"
+            "yes (imports plate.lookup_object; a policy-set entry lists the kinds it may look up under `context`)"
         } else {
             "no"
         }

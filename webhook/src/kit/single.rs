@@ -172,6 +172,7 @@ pub fn decide(
         environment: env,
         deadline: Instant::now() + Duration::from_secs(30),
         slot: Some(slot),
+        run_evaluations: None,
     };
     admission::decide(set, request, &context)
 }

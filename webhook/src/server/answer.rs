@@ -34,12 +34,14 @@ pub fn refused(state: &AppState, status: StatusCode, message: &str) -> Answer {
 }
 
 /// Decides `review` in `slot` (None: no slot was free before the deadline), counts
-/// and logs the decision, and returns the response review.
+/// and logs the decision, and returns the response review. `run_evaluations` runs
+/// the policies' evaluations, if any match ([`Context::run_evaluations`]).
 pub fn decided(
     state: &AppState,
     review: &Review<'_>,
     slot: Option<&EvaluationSlot>,
     received: Instant,
+    run_evaluations: Option<fn(&mut dyn FnMut())>,
 ) -> Vec<u8> {
     let set = state.policy_set.load_full();
     let context = Context {
@@ -47,6 +49,7 @@ pub fn decided(
         environment: None,
         deadline: received + state.request_deadline,
         slot,
+        run_evaluations,
     };
     // A panic outside any policy's evaluation (those become the policy's failure
     // outcome in `decide`) still gets an answer, not a dropped connection.
@@ -187,6 +190,6 @@ pub fn body_blocking(state: &AppState, body: &[u8]) -> Answer {
     let slot = state.engine.evaluation_slot_blocking();
     Answer {
         status: StatusCode::OK,
-        body: decided(state, &review, slot.as_ref(), received),
+        body: decided(state, &review, slot.as_ref(), received, None),
     }
 }

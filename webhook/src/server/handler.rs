@@ -103,16 +103,28 @@ async fn decide_within_deadline(
         .await
         .ok()
         .flatten();
-    // Evaluate on this worker thread, telling tokio it blocks (its other tasks move
-    // to another thread): a hand-off to the blocking pool costs two thread wake-ups
-    // per request, which measured more than the evaluation itself.
-    let response =
-        tokio::task::block_in_place(|| answer::decided(state, review, slot.as_ref(), received));
+    // Decide on this worker thread. Policies are evaluated inside `block_in_place`
+    // (tokio moves this worker's other tasks to another thread while guests run; a
+    // hand-off to the blocking pool costs two thread wake-ups per request, more than
+    // the evaluation itself), and only when some policy matches: the hand-off alone
+    // costs a request no policy judges half its time (docs/performance.md).
+    let response = answer::decided(
+        state,
+        review,
+        slot.as_ref(),
+        received,
+        Some(evaluations_in_place),
+    );
     drop(slot);
     json_response(Answer {
         status: StatusCode::OK,
         body: response,
     })
+}
+
+/// Runs a request's evaluations on this worker, its other tasks handed to another thread.
+fn evaluations_in_place(evaluate: &mut dyn FnMut()) {
+    tokio::task::block_in_place(evaluate)
 }
 
 pub fn health_router(state: Arc<AppState>) -> Router {

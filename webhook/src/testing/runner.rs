@@ -315,6 +315,7 @@ fn run_case(
         environment: case.environment.as_deref(),
         deadline: Instant::now() + CASE_DEADLINE,
         slot: Some(&slot),
+        run_evaluations: None,
     };
     let decision = admission::decide(&set, &request, &context);
     Ok((compare(case, &decision)?, CaseVerdict::of(&decision)))
