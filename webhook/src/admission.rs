@@ -618,6 +618,17 @@ mod tests {
         object: &Value,
         old: Option<&Value>,
     ) -> Decision {
+        decide_with(set, operation, object, old, None)
+    }
+
+    /// [`decide_on`] with the server's hook around the evaluations.
+    fn decide_with(
+        set: &PolicySet,
+        operation: &str,
+        object: &Value,
+        old: Option<&Value>,
+        run_evaluations: Option<fn(&mut dyn FnMut())>,
+    ) -> Decision {
         let bytes = to_request(
             object,
             &RequestSpec {
@@ -637,7 +648,7 @@ mod tests {
             environment: Some("prod"),
             deadline: Instant::now() + Duration::from_secs(5),
             slot: slot.as_ref(),
-            run_evaluations: None,
+            run_evaluations,
         };
         decide(set, &review, &context)
     }
@@ -656,38 +667,16 @@ mod tests {
     #[test]
     fn evaluations_are_wrapped_once_and_only_when_a_policy_matches() {
         let set = set("no-latest-tag", "no-latest-tag", "");
-        let (engine, _) = engine();
-        let slot = engine.evaluation_slot_blocking();
-        let objects: Arc<dyn ObjectSource> = Arc::new(NoObjects);
-        let context = Context {
-            objects: &objects,
-            environment: Some("prod"),
-            deadline: Instant::now() + Duration::from_secs(5),
-            slot: slot.as_ref(),
-            run_evaluations: Some(counted),
-        };
         let decide_object = |object: &Value| {
-            let bytes = to_request(
-                object,
-                &RequestSpec {
-                    operation: "CREATE",
-                    namespace: None,
-                    old_object: None,
-                    uid: "u",
-                },
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            let review = crate::review::parse_request(&bytes).unwrap_or_else(|e| panic!("{e}"));
             RUNS.with(|runs| runs.set(0));
-            let decision = decide(&set, &review, &context);
+            let decision = decide_with(&set, "CREATE", object, None, Some(counted));
             (decision, RUNS.with(|runs| runs.get()))
         };
         let (judged, runs) = decide_object(&deployment(&[("api", "plate-api:latest")]));
         assert_eq!(runs, 1);
-        assert!(
-            !judged.allowed,
-            "the policy ran inside the wrapper: {judged:?}"
-        );
+        // The policy ran inside the wrapper, and only there.
+        assert_eq!(judged.outcomes.len(), 1, "{judged:?}");
+        assert!(!judged.allowed, "{judged:?}");
         let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "namespace": "plate-prod"}});
         let (unjudged, runs) = decide_object(&config_map);
